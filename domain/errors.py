@@ -1,0 +1,65 @@
+"""The ways a domain operation refuses: expected outcomes, reported to the caller as data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on; never a fault of the service."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIssue:
+    """One invalid field: `path` names it from the input's root, e.g. ("lines", "2", "quantity")."""
+
+    path: tuple[str, ...]
+    message: str
+
+
+class ValidationFailed(DomainError):
+    """Every problem with an input at once, so a form can show them all."""
+
+    def __init__(self, issues: Iterable[FieldIssue]) -> None:
+        self.issues = tuple(issues)
+        summary = "; ".join(f"{'.'.join(i.path) or 'input'}: {i.message}" for i in self.issues)
+        super().__init__(f"Invalid input: {summary}")
+
+
+class NotFound(DomainError):
+    def __init__(self, kind: str, entity_id: str) -> None:
+        self.kind = kind
+        self.entity_id = entity_id
+        super().__init__(f"{kind} {entity_id!r} does not exist")
+
+
+class VersionConflict(DomainError):
+    """The caller decided on a version of the entity that is no longer current."""
+
+    def __init__(self, kind: str, entity_id: str, expected: int, actual: int) -> None:
+        self.kind = kind
+        self.entity_id = entity_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{kind} {entity_id!r} is at version {actual}, not the expected version {expected}"
+        )
+
+
+class Issues:
+    """Collects field issues so a method can report all of them, then raise once."""
+
+    def __init__(self) -> None:
+        self._issues: list[FieldIssue] = []
+
+    def add(self, path: str, message: str) -> None:
+        self._issues.append(FieldIssue(tuple(path.split(".")), message))
+
+    def raise_if_any(self) -> None:
+        if self._issues:
+            raise ValidationFailed(self._issues)

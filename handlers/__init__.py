@@ -1,0 +1,1 @@
+"""One module per feature: its commands, queries, their handlers, and its projections."""

@@ -1,0 +1,69 @@
+"""Pipeline behaviors that apply across features: logging and read-your-writes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from domain.errors import DomainError
+from handlers.written import Written
+from mediator import Context, Next
+
+logger = logging.getLogger("orderdesk.messages")
+
+
+class ReadModelLagging(Exception):
+    """The write is committed, but the read models did not show it within the bounded wait."""
+
+
+async def log_message(message: object, call_next: Next[object], ctx: Context) -> object:
+    """Log each message's type, outcome and duration, with the request's correlation id."""
+    name = type(message).__name__
+    started = time.perf_counter()
+    try:
+        result = await call_next()
+    except DomainError as error:
+        logger.info(
+            "%s refused: %s (%.1f ms) [%s]",
+            name,
+            type(error).__name__,
+            (time.perf_counter() - started) * 1000,
+            ctx.correlation_id,
+        )
+        raise
+    except Exception as error:
+        logger.warning(
+            "%s failed: %s (%.1f ms) [%s]",
+            name,
+            type(error).__name__,
+            (time.perf_counter() - started) * 1000,
+            ctx.correlation_id,
+        )
+        raise
+    logger.info(
+        "%s ok (%.1f ms) [%s]", name, (time.perf_counter() - started) * 1000, ctx.correlation_id
+    )
+    return result
+
+
+def read_your_writes(
+    wait_for: Callable[[int, float], Awaitable[None]], timeout: float
+) -> Callable[[object, Next[object], Context], Awaitable[object]]:
+    """After a command, wait (at most `timeout` s) until the read models show its events."""
+
+    async def wait_for_read_models(
+        message: object, call_next: Next[object], ctx: Context
+    ) -> object:
+        result = await call_next()
+        if isinstance(result, Written) and result.position:
+            try:
+                await wait_for(result.position, timeout)
+            except TimeoutError:
+                raise ReadModelLagging(
+                    f"{type(message).__name__} was saved, but the read models have not caught "
+                    f"up with it within {timeout} s; read it again shortly"
+                ) from None
+        return result
+
+    return wait_for_read_models

@@ -1,0 +1,434 @@
+"""Products: the catalog's commands, queries, subscription stream and read model."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+
+from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, true, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.errors import NotFound
+from domain.products import (
+    PRODUCT_EVENTS,
+    Product,
+    ProductCreated,
+    ProductDeleted,
+    ProductRestocked,
+    ProductUpdated,
+)
+from handlers.paging import (
+    CursorKey,
+    Page,
+    check_page_size,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+)
+from handlers.written import Written
+from mediator import Command, Context, Query, Registry, StreamRequest
+from persistence.event_log import StoredEvent
+from persistence.event_tail import EventTail, TailEvent, ViewLoader
+from persistence.products import sku_taken
+from persistence.projector import Projection
+from persistence.tables import product_catalog
+from persistence.unit_of_work import UnitOfWorkFactory
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class CreateProduct(Command[Written]):
+    sku: str
+    name: str
+    price: Decimal
+    currency: str = "USD"
+    description: str = ""
+    stock: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateProduct(Command[Written]):
+    """Changes the given fields; None leaves a field as it is."""
+
+    product_id: str
+    expected_version: int | None = None
+    name: str | None = None
+    description: str | None = None
+    price: Decimal | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestockProduct(Command[Written]):
+    product_id: str
+    quantity: int
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteProduct(Command[Written]):
+    product_id: str
+    expected_version: int | None = None
+
+
+async def create_product(
+    command: CreateProduct, ctx: Context, *, uow: UnitOfWorkFactory, new_id: Callable[[], str]
+) -> Written:
+    product = Product.create(
+        new_id(),
+        sku=command.sku,
+        name=command.name,
+        description=command.description,
+        price=command.price,
+        currency=command.currency,
+        stock=command.stock,
+    )
+    async with uow(ctx.correlation_id) as work:
+        if await work.products.sku_taken(product.sku):
+            raise sku_taken()
+        work.products.add(product)
+        position = await work.commit()
+    return Written(product.id, product.version, position)
+
+
+async def _change_product(
+    product_id: str,
+    expected_version: int | None,
+    change: Callable[[Product], None],
+    ctx: Context,
+    uow: UnitOfWorkFactory,
+) -> Written:
+    async with uow(ctx.correlation_id) as work:
+        product = await work.products.get(product_id)
+        if product is None:
+            raise NotFound(Product.kind, product_id)
+        product.ensure_exists()
+        product.check_version(expected_version)
+        change(product)
+        position = await work.commit()
+    return Written(product.id, product.version, position)
+
+
+async def update_product(
+    command: UpdateProduct, ctx: Context, *, uow: UnitOfWorkFactory
+) -> Written:
+    def change(product: Product) -> None:
+        product.update(
+            name=command.name,
+            description=command.description,
+            price=command.price,
+            currency=command.currency,
+        )
+
+    return await _change_product(command.product_id, command.expected_version, change, ctx, uow)
+
+
+async def restock_product(
+    command: RestockProduct, ctx: Context, *, uow: UnitOfWorkFactory
+) -> Written:
+    def change(product: Product) -> None:
+        product.restock(command.quantity)
+
+    return await _change_product(command.product_id, command.expected_version, change, ctx, uow)
+
+
+async def delete_product(
+    command: DeleteProduct, ctx: Context, *, uow: UnitOfWorkFactory
+) -> Written:
+    return await _change_product(
+        command.product_id, command.expected_version, Product.delete, ctx, uow
+    )
+
+
+# ---------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True, slots=True)
+class ProductView:
+    id: str
+    sku: str
+    name: str
+    description: str
+    price: Decimal
+    currency: str
+    stock: int
+    version: int
+    deleted: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductSort(enum.Enum):
+    NAME_ASC = "NAME_ASC"
+    PRICE_ASC = "PRICE_ASC"
+    PRICE_DESC = "PRICE_DESC"
+    NEWEST = "NEWEST"
+
+
+@dataclass(frozen=True, slots=True)
+class GetProducts(Query[dict[str, ProductView]]):
+    """The products with these ids, deleted ones included, keyed by id; for DataLoaders."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListProducts(Query[Page[ProductView]]):
+    first: int = 20
+    after: str | None = None
+    search: str | None = None
+    in_stock: bool | None = None
+    sort: ProductSort = ProductSort.NAME_ASC
+
+
+def _view(row: Row[tuple[object, ...]]) -> ProductView:
+    c = row._mapping
+    return ProductView(
+        id=c["id"],
+        sku=c["sku"],
+        name=c["name"],
+        description=c["description"],
+        price=c["price"],
+        currency=c["currency"],
+        stock=c["stock"],
+        version=c["version"],
+        deleted=c["deleted"],
+        created_at=c["created_at"],
+        updated_at=c["updated_at"],
+    )
+
+
+async def load_product_views(
+    connection: AsyncConnection, ids: Sequence[str]
+) -> dict[str, ProductView]:
+    rows = await connection.execute(select(product_catalog).where(product_catalog.c.id.in_(ids)))
+    return {row.id: _view(row) for row in rows}
+
+
+async def get_products(
+    query: GetProducts, ctx: Context, *, read_engine: AsyncEngine
+) -> dict[str, ProductView]:
+    if not query.ids:
+        return {}
+    async with read_engine.connect() as connection:
+        return await load_product_views(connection, query.ids)
+
+
+def _keyset(sort: ProductSort, after: str) -> ColumnElement[bool]:
+    """Rows strictly after the cursor's row in `sort` order (ties broken by id)."""
+    c = product_catalog.c
+    if sort is ProductSort.NEWEST:
+        (position,) = decode_cursor(after, sort.value, (int,))
+        return c.created_position < position
+    if sort is ProductSort.NAME_ASC:
+        name, key = decode_cursor(after, sort.value, (str, str))
+        return or_(c.name > name, and_(c.name == name, c.id > key))
+    price_text, key = decode_cursor(after, sort.value, (str, str))
+    try:
+        price = Decimal(str(price_text))
+    except ArithmeticError:
+        raise invalid_cursor() from None
+    if sort is ProductSort.PRICE_ASC:
+        return or_(c.price > price, and_(c.price == price, c.id > key))
+    return or_(c.price < price, and_(c.price == price, c.id > key))
+
+
+def _cursor(sort: ProductSort, view: ProductView, created_position: int) -> str:
+    key: CursorKey
+    if sort is ProductSort.NEWEST:
+        key = [created_position]
+    elif sort is ProductSort.NAME_ASC:
+        key = [view.name, view.id]
+    else:
+        key = [str(view.price), view.id]
+    return encode_cursor(sort.value, key)
+
+
+_ORDER = {
+    ProductSort.NAME_ASC: (product_catalog.c.name.asc(), product_catalog.c.id.asc()),
+    ProductSort.PRICE_ASC: (product_catalog.c.price.asc(), product_catalog.c.id.asc()),
+    ProductSort.PRICE_DESC: (product_catalog.c.price.desc(), product_catalog.c.id.asc()),
+    ProductSort.NEWEST: (product_catalog.c.created_position.desc(),),
+}
+
+
+def _like_pattern(search: str) -> str:
+    escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_products(
+    query: ListProducts, ctx: Context, *, read_engine: AsyncEngine
+) -> Page[ProductView]:
+    check_page_size(query.first)
+    c = product_catalog.c
+    filters: list[ColumnElement[bool]] = [c.deleted == false()]
+    if query.search and query.search.strip():
+        filters.append(c.search_text.like(_like_pattern(query.search.strip()), escape="\\"))
+    if query.in_stock is True:
+        filters.append(c.stock > 0)
+    elif query.in_stock is False:
+        filters.append(c.stock == 0)
+    page_filters = list(filters)
+    if query.after is not None:
+        page_filters.append(_keyset(query.sort, query.after))
+    rows_query = (
+        select(product_catalog)
+        .where(*page_filters)
+        .order_by(*_ORDER[query.sort])
+        .limit(query.first + 1)
+    )
+    count_query = select(func.count()).select_from(product_catalog).where(*filters)
+    async with read_engine.connect() as connection:
+        rows = (await connection.execute(rows_query)).all()
+        total = (await connection.execute(count_query)).scalar_one()
+    items = [(_cursor(query.sort, _view(row), row.created_position), _view(row)) for row in rows]
+    return Page(
+        items=items[: query.first],
+        has_next_page=len(items) > query.first,
+        has_previous_page=query.after is not None,
+        total_count=total,
+    )
+
+
+# ---------------------------------------------------------------- subscription
+
+
+class ProductChangeType(enum.Enum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    RESTOCKED = "RESTOCKED"
+    DELETED = "DELETED"
+
+
+_CHANGE_TYPES = {
+    ProductCreated: ProductChangeType.CREATED,
+    ProductUpdated: ProductChangeType.UPDATED,
+    ProductRestocked: ProductChangeType.RESTOCKED,
+    ProductDeleted: ProductChangeType.DELETED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProductChange:
+    position: int
+    occurred_at: datetime
+    type: ProductChangeType
+    product: ProductView
+
+
+@dataclass(frozen=True, slots=True)
+class WatchProducts(StreamRequest[ProductChange]):
+    """Product events, live, for one product or all; `after` replays from that position first."""
+
+    product_id: str | None = None
+    after: int | None = None
+
+
+async def watch_products(
+    request: WatchProducts, ctx: Context, *, tail: EventTail
+) -> AsyncIterator[ProductChange]:
+    def matches(event: TailEvent) -> bool:
+        return type(event.stored.event) in _CHANGE_TYPES and (
+            request.product_id is None or event.stored.stream_id == request.product_id
+        )
+
+    async for event in tail.subscribe(matches, after=request.after):
+        if isinstance(event.view, ProductView):
+            yield ProductChange(
+                event.position,
+                event.stored.occurred_at,
+                _CHANGE_TYPES[type(event.stored.event)],
+                event.view,
+            )
+
+
+# ---------------------------------------------------------------- read model
+
+
+async def project_product_catalog(connection: AsyncConnection, stored: StoredEvent) -> None:
+    event = stored.event
+    c = product_catalog.c
+    row = c.id == stored.stream_id
+    bookkeeping = {
+        "version": stored.stream_version,
+        "updated_at": stored.occurred_at,
+        "last_position": stored.position,
+    }
+    if isinstance(event, ProductCreated):
+        await connection.execute(
+            insert(product_catalog).values(
+                id=event.product_id,
+                sku=event.sku,
+                name=event.name,
+                search_text=f"{event.name}\n{event.sku}".lower(),
+                description=event.description,
+                price=event.price,
+                currency=event.currency,
+                stock=event.stock,
+                deleted=False,
+                created_at=stored.occurred_at,
+                created_position=stored.position,
+                **bookkeeping,
+            )
+        )
+    elif isinstance(event, ProductUpdated):
+        sku = await connection.scalar(select(c.sku).where(row))
+        await connection.execute(
+            update(product_catalog)
+            .where(row)
+            .values(
+                name=event.name,
+                search_text=f"{event.name}\n{sku}".lower(),
+                description=event.description,
+                price=event.price,
+                currency=event.currency,
+                **bookkeeping,
+            )
+        )
+    elif isinstance(event, ProductRestocked):
+        await connection.execute(
+            update(product_catalog).where(row).values(stock=event.stock, **bookkeeping)
+        )
+    elif isinstance(event, ProductDeleted):
+        await connection.execute(
+            update(product_catalog).where(row).values(deleted=true(), **bookkeeping)
+        )
+
+
+PRODUCT_CATALOG = Projection("product_catalog", project_product_catalog)
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def new_product_id() -> str:
+    return uuid.uuid4().hex
+
+
+def register(
+    registry: Registry,
+    *,
+    uow: UnitOfWorkFactory,
+    read_engine: AsyncEngine,
+    tail: EventTail,
+    new_id: Callable[[], str] = new_product_id,
+) -> None:
+    registry.handle(CreateProduct, partial(create_product, uow=uow, new_id=new_id))
+    registry.handle(UpdateProduct, partial(update_product, uow=uow))
+    registry.handle(RestockProduct, partial(restock_product, uow=uow))
+    registry.handle(DeleteProduct, partial(delete_product, uow=uow))
+    registry.handle(GetProducts, partial(get_products, read_engine=read_engine))
+    registry.handle(ListProducts, partial(list_products, read_engine=read_engine))
+    registry.stream(WatchProducts, partial(watch_products, tail=tail))
+
+
+EVENT_TYPES = PRODUCT_EVENTS
+VIEWS: Mapping[str, ViewLoader] = {Product.kind: load_product_views}

@@ -1,0 +1,1 @@
+"""The composition root: settings, wiring, the ASGI app and the command line."""

@@ -1,0 +1,79 @@
+"""The ASGI app: GraphQL over HTTP and websockets at /graphql, and health checks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from orderdesk.bootstrap import Services, bootstrap
+from orderdesk.graphql_view import GraphQLView
+from orderdesk.settings import Settings
+from schema.root import build_schema
+
+logger = logging.getLogger("orderdesk")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The app factory (`uvicorn --factory orderdesk.app:create_app`)."""
+    settings = settings or Settings()
+    schema = build_schema(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+    )
+    view = GraphQLView(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        max_body_bytes=settings.max_body_bytes,
+        connection_init_wait_timeout=timedelta(seconds=10),
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        keep_alive=True,
+        keep_alive_interval=15,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = bootstrap(settings)
+        await services.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    async def live(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> JSONResponse:
+        services: Services = request.app.state.services
+        parked = [s.name for s in services.projector.status() if s.parked_error]
+        try:
+            async with services.write_engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            logger.exception("readiness: the database does not answer")
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        body = {
+            "status": "degraded" if parked else "ok",
+            "projectionsParked": parked,
+            "projectedPosition": services.projector.position,
+        }
+        return JSONResponse(body, status_code=503 if parked else 200)
+
+    return Starlette(
+        routes=[
+            Route("/graphql", view),
+            WebSocketRoute("/graphql", view),
+            Route("/health/live", live),
+            Route("/health/ready", ready),
+        ],
+        lifespan=lifespan,
+    )

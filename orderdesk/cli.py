@@ -1,0 +1,95 @@
+"""The `orderdesk` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from strawberry.printer import print_schema
+
+from orderdesk.bootstrap import bootstrap
+from orderdesk.settings import Settings
+from schema.root import build_schema
+
+cli = typer.Typer(help="orderdesk: an order-management GraphQL API.", no_args_is_help=True)
+projections_cli = typer.Typer(help="Inspect the read-model projections.", no_args_is_help=True)
+cli.add_typer(projections_cli, name="projections")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the API (GraphiQL at http://HOST:PORT/graphql)."""
+    settings = Settings()
+    uvicorn.run(
+        "orderdesk.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Bring the databases to the newest schema."""
+
+    async def run() -> None:
+        services = bootstrap(Settings())
+        try:
+            await services.migrate()
+        finally:
+            await services.stop()
+
+    asyncio.run(run())
+    typer.echo("databases are at the newest schema")
+
+
+@cli.command("export-schema")
+def export_schema(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the GraphQL schema (SDL)."""
+    sdl = print_schema(build_schema())
+    if output is None:
+        typer.echo(sdl)
+    else:
+        output.write_text(sdl + "\n")
+
+
+@cli.command()
+def handlers() -> None:
+    """Every message type with its handler and the behaviors that apply, in order."""
+    services = bootstrap(Settings())
+    typer.echo(services.mediator.describe_text())
+
+
+@projections_cli.command("status")
+def projections_status() -> None:
+    """Each projection's position and, if parked, why."""
+
+    async def run() -> None:
+        services = bootstrap(Settings())
+        try:
+            await services.migrate()
+            await services.projector.start()
+            for status in services.projector.status():
+                state = f"parked: {status.parked_error}" if status.parked_error else "running"
+                typer.echo(f"{status.name}\tposition {status.position}\t{state}")
+        finally:
+            await services.stop()
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    cli()

@@ -1,0 +1,37 @@
+"""Every setting, read from ORDERDESK_* environment variables by one object."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERDESK_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///orderdesk.db",
+        description="The write database (and the read models, unless read_database_url is set).",
+    )
+    read_database_url: str | None = Field(
+        None, description="Put the read models and their checkpoints on another database."
+    )
+    migrate_on_start: bool = True
+    poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between looks at the log for other processes' events."
+    )
+    read_your_writes_timeout: float = Field(
+        5.0, gt=0, description="How long a mutation waits for the read models to show its write."
+    )
+    max_query_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 2_000
+    max_body_bytes: int = 1_000_000
+    max_subscriptions_per_connection: int = 20
+    subscriber_queue_size: int = 1_000
+    graphiql: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def read_models_url(self) -> str:
+        return self.read_database_url or self.database_url

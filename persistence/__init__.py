@@ -1,0 +1,1 @@
+"""Storage: tables, the unit of work, the event log, the projector and the event tail."""

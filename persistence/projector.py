@@ -1,0 +1,256 @@
+"""The projector: applies the event log, in order, to the read models."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from persistence.event_log import EventLog, StoredEvent
+from persistence.tables import projection_checkpoints
+
+logger = logging.getLogger("orderdesk.projector")
+
+Apply = Callable[[AsyncConnection, StoredEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """A read model: `apply` updates its tables for one event, inside the projector's transaction.
+
+    It is called for every event in the log, in order, and ignores those it has no use for.
+    """
+
+    name: str
+    apply: Apply
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    failures: int
+    parked_error: str | None
+
+
+class ProjectionTimeout(TimeoutError):
+    """The read models did not reach a position in time; the write itself is committed."""
+
+
+class _CheckpointMoved(Exception):
+    """Another process advanced the projection first; this batch must not be applied twice."""
+
+
+class Projector:
+    """Follows the event log and keeps each projection's checkpoint with its read model.
+
+    A projection's rows and its checkpoint change in one transaction, so after a crash it
+    resumes exactly where its last commit left it, and a replay changes nothing. Several
+    processes may run projectors on one database: the checkpoint advances only from the
+    position the batch started at (compare and set), so one of two racing processes rolls
+    back instead of applying a batch twice.
+    """
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        log_engine: AsyncEngine,
+        read_model_engine: AsyncEngine,
+        projections: Sequence[Projection],
+        poll_interval: float = 1.0,
+        batch_size: int = 500,
+        max_attempts: int = 5,
+        retry_delay: float = 0.05,
+    ) -> None:
+        self._log = log
+        self._log_engine = log_engine
+        self._engine = read_model_engine
+        self._projections = list(projections)
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._retry_delay = retry_delay
+        self._checkpoints: dict[str, int] = {}
+        self._failures: dict[str, int] = {}
+        self._parked: dict[str, str] = {}
+        self._reached = 0
+        self._advanced = asyncio.Condition()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[int], None]] = []
+        self._lock = asyncio.Lock()
+
+    @property
+    def position(self) -> int:
+        """The position every running projection has reached."""
+        return self._reached
+
+    def on_advance(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(position)` each time every running projection has passed `position`."""
+        self._listeners.append(listener)
+
+    def wake(self) -> None:
+        """New events may be in the log: look now instead of at the next poll."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        await self._load_checkpoints()
+        await self.catch_up()
+        self._task = asyncio.create_task(self._follow(), name="projector")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # The timeout is ours to own: its error names the positions, which asyncio.timeout cannot.
+    async def wait_for(self, position: int, timeout: float) -> None:  # noqa: ASYNC109
+        """Return once every running projection has applied the event at `position`."""
+        if self._reached >= position:
+            return
+        self.wake()
+        try:
+            async with asyncio.timeout(timeout), self._advanced:
+                await self._advanced.wait_for(lambda: self._reached >= position)
+        except TimeoutError:
+            raise ProjectionTimeout(
+                f"the read models have reached position {self._reached}, not {position}, "
+                f"within {timeout} s"
+            ) from None
+
+    def status(self) -> list[ProjectionStatus]:
+        return [
+            ProjectionStatus(
+                p.name,
+                self._checkpoints.get(p.name, 0),
+                self._failures.get(p.name, 0),
+                self._parked.get(p.name),
+            )
+            for p in self._projections
+        ]
+
+    async def catch_up(self) -> None:
+        """Apply everything in the log now; returns when no projection has more to do."""
+        async with self._lock:
+            while await self._advance_once():
+                pass
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                await self.catch_up()
+            except Exception:
+                # Reading the log failed (the database is away); the next round retries.
+                logger.exception("projector could not read the event log")
+
+    async def _load_checkpoints(self) -> None:
+        async with self._engine.begin() as connection:
+            rows = await connection.execute(select(projection_checkpoints))
+            stored = {row.name: row.position for row in rows}
+            for projection in self._projections:
+                if projection.name not in stored:
+                    await connection.execute(
+                        insert(projection_checkpoints).values(name=projection.name, position=0)
+                    )
+                self._checkpoints[projection.name] = stored.get(projection.name, 0)
+        self._reached = self._running_minimum()
+
+    def _running_minimum(self) -> int:
+        running = [
+            self._checkpoints[p.name] for p in self._projections if p.name not in self._parked
+        ]
+        return min(running, default=max(self._checkpoints.values(), default=0))
+
+    async def _advance_once(self) -> bool:
+        running = [p for p in self._projections if p.name not in self._parked]
+        if not running:
+            return False
+        start = min(self._checkpoints[p.name] for p in running)
+        async with self._log_engine.connect() as connection:
+            events = await self._log.read(connection, after=start, limit=self._batch_size)
+        if not events:
+            return False
+        for projection in running:
+            await self._apply(projection, events)
+        await self._publish_progress()
+        return True
+
+    async def _apply(self, projection: Projection, events: list[StoredEvent]) -> None:
+        checkpoint = self._checkpoints[projection.name]
+        todo = [event for event in events if event.position > checkpoint]
+        if not todo:
+            return
+        try:
+            async with self._engine.begin() as connection:
+                for event in todo:
+                    await projection.apply(connection, event)
+                moved = await connection.execute(
+                    update(projection_checkpoints)
+                    .where(
+                        projection_checkpoints.c.name == projection.name,
+                        projection_checkpoints.c.position == checkpoint,
+                    )
+                    .values(position=todo[-1].position)
+                )
+                if moved.rowcount != 1:
+                    raise _CheckpointMoved
+        except _CheckpointMoved:
+            await self._reload_checkpoint(projection.name)
+            return
+        except Exception as error:
+            await self._failed(projection, todo[0], error)
+            return
+        self._checkpoints[projection.name] = todo[-1].position
+        self._failures.pop(projection.name, None)
+
+    async def _failed(self, projection: Projection, event: StoredEvent, error: Exception) -> None:
+        """Retry with backoff, then park: a broken projection must not stop the others or writes."""
+        failures = self._failures.get(projection.name, 0) + 1
+        self._failures[projection.name] = failures
+        logger.error(
+            "projection %s failed at position %d (%s), attempt %d of %d",
+            projection.name,
+            event.position,
+            event.event_type,
+            failures,
+            self._max_attempts,
+            exc_info=error,
+        )
+        if failures >= self._max_attempts:
+            self._parked[projection.name] = (
+                f"{type(error).__name__}: {error} at position {event.position}"
+            )
+            logger.error("projection %s is parked until it is rebuilt", projection.name)
+            return
+        await asyncio.sleep(self._retry_delay * 2 ** (failures - 1))
+
+    async def _reload_checkpoint(self, name: str) -> None:
+        async with self._engine.connect() as connection:
+            position = await connection.scalar(
+                select(projection_checkpoints.c.position).where(
+                    projection_checkpoints.c.name == name
+                )
+            )
+        self._checkpoints[name] = int(position or 0)
+
+    async def _publish_progress(self) -> None:
+        reached = self._running_minimum()
+        if reached <= self._reached:
+            return
+        self._reached = reached
+        async with self._advanced:
+            self._advanced.notify_all()
+        for listener in self._listeners:
+            listener(reached)

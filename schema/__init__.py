@@ -1,0 +1,1 @@
+"""The GraphQL schema: one module per feature, mirroring handlers/."""

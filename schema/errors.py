@@ -1,0 +1,178 @@
+"""Typed errors (expected outcomes, as data) and the policy for GraphQL `errors` (faults)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.relay import GlobalID
+from strawberry.relay.types import GlobalIDValueError
+
+from domain.errors import DomainError, NotFound, ValidationFailed, VersionConflict
+from handlers.pipeline import ReadModelLagging
+from handlers.written import Written
+from mediator import Command, Request
+from schema.context import Info
+
+logger = logging.getLogger("orderdesk.graphql")
+
+T = TypeVar("T")
+S = TypeVar("S")
+
+
+@strawberry.interface(name="Error")
+class Error:
+    message: str
+
+
+@strawberry.type
+class FieldError:
+    path: list[str]
+    message: str
+
+
+@strawberry.type
+class ValidationError(Error):
+    fields: list[FieldError]
+
+
+@strawberry.type
+class NotFoundError(Error):
+    id: strawberry.ID
+
+
+@strawberry.type
+class ConflictError(Error):
+    expected_version: int
+    actual_version: int
+
+
+CommandError = ValidationError | NotFoundError | ConflictError
+
+
+def typed_error(error: DomainError) -> CommandError:
+    """The GraphQL type of a domain refusal."""
+    if isinstance(error, ValidationFailed):
+        return ValidationError(
+            message=error.message,
+            fields=[FieldError(path=list(i.path), message=i.message) for i in error.issues],
+        )
+    if isinstance(error, NotFound):
+        global_id = str(GlobalID(error.kind, error.entity_id))
+        return NotFoundError(message=error.message, id=strawberry.ID(global_id))
+    if isinstance(error, VersionConflict):
+        return ConflictError(
+            message=error.message, expected_version=error.expected, actual_version=error.actual
+        )
+    raise TypeError(f"no GraphQL type for {type(error).__name__}") from error
+
+
+async def run_command(
+    info: Info, command: Command[Written], present: Callable[[Written], Awaitable[S]]
+) -> S | CommandError:
+    """Send a command; present its success, or return its refusal as a typed error."""
+    try:
+        written = await info.context.mediator.send(command, info.context.ctx)
+    except DomainError as error:
+        return typed_error(error)
+    return await present(written)
+
+
+class UserInputError(GraphQLError):
+    """A query's arguments are wrong: a GraphQL error with code BAD_USER_INPUT."""
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": "BAD_USER_INPUT", **extensions})
+
+
+async def ask(info: Info, query: Request[T]) -> T:
+    """Send a query; a refusal (a bad cursor, too large a page) becomes BAD_USER_INPUT."""
+    try:
+        return await info.context.mediator.send(query, info.context.ctx)
+    except ValidationFailed as error:
+        fields = [{"path": list(i.path), "message": i.message} for i in error.issues]
+        raise UserInputError(error.message, fields=fields) from None
+
+
+def is_fault(error: GraphQLError) -> bool:
+    """An error the client did not cause: anything raised that is not a GraphQL error."""
+    original = error.original_error
+    return original is not None and not isinstance(
+        original, GraphQLError | ReadModelLagging | GlobalIDValueError
+    )
+
+
+class ErrorPolicy(MaskErrors):
+    """Every GraphQL error gets `extensions.code`; faults are masked, never leaked.
+
+    Errors GraphQL itself raised (syntax, validation, variable coercion) and our own
+    GraphQL errors keep their message. Anything else is an internal error: the client
+    sees "Internal server error"; `LoggedSchema` has logged the traceback with the
+    request's correlation id.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_fault, error_message=INTERNAL_ERROR)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        return masked
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = super()._process_errors(errors)
+        add_codes(processed)
+        return processed
+
+
+INTERNAL_ERROR = "Internal server error"
+
+
+def finish_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """Mask faults and add codes, for errors that reached no extension.
+
+    A syntax error raised in ParserCache's parse hook, or an exception from an extension
+    itself, skips the extensions' result processing; the HTTP view passes every result
+    through this last.
+    """
+    finished = [
+        GraphQLError(INTERNAL_ERROR, extensions={"code": "INTERNAL_SERVER_ERROR"})
+        if is_fault(error)
+        else error
+        for error in errors
+    ]
+    add_codes(finished)
+    return finished
+
+
+def add_codes(errors: list[GraphQLError]) -> None:
+    for error in errors:
+        if not (error.extensions and "code" in error.extensions):
+            error.extensions = {**(error.extensions or {}), "code": _code_of(error)}
+
+
+class LoggedSchema(strawberry.Schema):
+    """Logs faults with their traceback; client errors are the client's, and log at DEBUG."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            if is_fault(error):
+                logger.error("internal error at %s", error.path, exc_info=error.original_error)
+            else:
+                logger.debug("GraphQL error: %s", error.message)
+
+
+def _code_of(error: GraphQLError) -> str:
+    if isinstance(error.original_error, ReadModelLagging):
+        return "READ_MODEL_LAGGING"
+    if error.original_error is not None:
+        return "BAD_USER_INPUT"
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable "):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"

@@ -1,0 +1,324 @@
+"""Products in GraphQL: types, queries, mutations and the productEvents subscription."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Self
+
+import strawberry
+from strawberry import relay
+
+from domain.errors import NotFound
+from domain.products import Product as ProductAggregate
+from handlers.paging import DEFAULT_PAGE_SIZE
+from handlers.products import (
+    CreateProduct,
+    DeleteProduct,
+    ListProducts,
+    ProductChangeType,
+    ProductSort,
+    ProductView,
+    RestockProduct,
+    UpdateProduct,
+    WatchProducts,
+)
+from handlers.written import Written
+from schema.context import Info
+from schema.errors import (
+    CommandError,
+    ConflictError,
+    NotFoundError,
+    UserInputError,
+    ValidationError,
+    ask,
+    run_command,
+    typed_error,
+)
+from schema.pagination import Edge, PageInfo, page_info
+
+PRODUCT = ProductAggregate.kind
+
+
+@strawberry.type
+class Money:
+    amount: Decimal
+    currency: str
+
+
+@strawberry.type
+class Product(relay.Node):
+    id: relay.NodeID[str]
+    sku: str
+    name: str
+    description: str
+    price: Money
+    stock: int
+    version: int = strawberry.field(
+        description="Increases with every change; pass it as expectedVersion to change safely."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_view(cls, view: ProductView) -> Self:
+        return cls(
+            id=view.id,
+            sku=view.sku,
+            name=view.name,
+            description=view.description,
+            price=Money(amount=view.price, currency=view.currency),
+            stock=view.stock,
+            version=view.version,
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        views = await info.context.loaders.products.load_many(list(node_ids))
+        return [cls.from_view(v) if v is not None and not v.deleted else None for v in views]
+
+
+ProductSortOrder = strawberry.enum(ProductSort, name="ProductSort")
+
+
+@strawberry.type
+class ProductConnection:
+    edges: list[Edge[Product]]
+    page_info: PageInfo
+    total_count: int
+
+
+def product_id(global_id: relay.GlobalID) -> str:
+    """The product id inside a global id; another type's id names no product."""
+    if global_id.type_name != PRODUCT:
+        raise NotFound(PRODUCT, global_id.node_id)
+    return global_id.node_id
+
+
+async def _present(info: Info, written: Written) -> Product:
+    info.context.loaders.forget_product(written.entity_id)
+    view = await info.context.loaders.products.load(written.entity_id)
+    if view is None:  # pragma: no cover - the pipeline waited for the read model
+        raise RuntimeError(f"product {written.entity_id} is missing from the catalog")
+    return Product.from_view(view)
+
+
+@strawberry.type
+class ProductQueries:
+    @strawberry.field(description="A product by its id; null if there is none (or it was deleted).")
+    async def product(self, info: Info, id: relay.GlobalID) -> Product | None:
+        if id.type_name != PRODUCT:
+            return None
+        view = await info.context.loaders.products.load(id.node_id)
+        return Product.from_view(view) if view is not None and not view.deleted else None
+
+    @strawberry.field(description="The catalog, a page at a time (at most 100 per page).")
+    async def products(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        search: str | None = None,
+        in_stock: bool | None = None,
+        sort: ProductSortOrder = ProductSort.NAME_ASC,  # type: ignore[valid-type]
+    ) -> ProductConnection:
+        page = await ask(
+            info,
+            ListProducts(first=first, after=after, search=search, in_stock=in_stock, sort=sort),
+        )
+        for _, view in page.items:
+            info.context.loaders.products.prime(view.id, view)
+        return ProductConnection(
+            edges=[
+                Edge(cursor=cursor, node=Product.from_view(view)) for cursor, view in page.items
+            ],
+            page_info=page_info(page),  # type: ignore[arg-type]
+            total_count=page.total_count,
+        )
+
+
+@strawberry.input
+class CreateProductInput:
+    sku: str
+    name: str
+    price: Decimal
+    currency: str = "USD"
+    description: str = ""
+    stock: int = 0
+
+
+@strawberry.input
+class UpdateProductInput:
+    id: relay.GlobalID
+    expected_version: int | None = None
+    name: str | None = None
+    description: str | None = None
+    price: Decimal | None = None
+    currency: str | None = None
+
+
+@strawberry.input
+class RestockProductInput:
+    id: relay.GlobalID
+    quantity: int
+    expected_version: int | None = None
+
+
+@strawberry.input
+class DeleteProductInput:
+    id: relay.GlobalID
+    expected_version: int | None = None
+
+
+@strawberry.type
+class CreateProductSuccess:
+    product: Product
+
+
+@strawberry.type
+class UpdateProductSuccess:
+    product: Product
+
+
+@strawberry.type
+class RestockProductSuccess:
+    product: Product
+
+
+@strawberry.type
+class DeleteProductSuccess:
+    deleted_id: strawberry.ID
+
+
+_Errors = ValidationError | NotFoundError | ConflictError
+CreateProductResult = Annotated[
+    CreateProductSuccess | _Errors, strawberry.union("CreateProductResult")
+]
+UpdateProductResult = Annotated[
+    UpdateProductSuccess | _Errors, strawberry.union("UpdateProductResult")
+]
+RestockProductResult = Annotated[
+    RestockProductSuccess | _Errors, strawberry.union("RestockProductResult")
+]
+DeleteProductResult = Annotated[
+    DeleteProductSuccess | _Errors, strawberry.union("DeleteProductResult")
+]
+
+
+@strawberry.type
+class ProductMutations:
+    @strawberry.mutation
+    async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductResult:
+        command = CreateProduct(
+            sku=input.sku,
+            name=input.name,
+            price=input.price,
+            currency=input.currency,
+            description=input.description,
+            stock=input.stock,
+        )
+
+        async def success(written: Written) -> CreateProductSuccess:
+            return CreateProductSuccess(product=await _present(info, written))
+
+        return await run_command(info, command, success)
+
+    @strawberry.mutation
+    async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductResult:
+        try:
+            command = UpdateProduct(
+                product_id=product_id(input.id),
+                expected_version=input.expected_version,
+                name=input.name,
+                description=input.description,
+                price=input.price,
+                currency=input.currency,
+            )
+        except NotFound as error:
+            return typed_error(error)
+
+        async def success(written: Written) -> UpdateProductSuccess:
+            return UpdateProductSuccess(product=await _present(info, written))
+
+        return await run_command(info, command, success)
+
+    @strawberry.mutation
+    async def restock_product(self, info: Info, input: RestockProductInput) -> RestockProductResult:
+        try:
+            command = RestockProduct(
+                product_id=product_id(input.id),
+                quantity=input.quantity,
+                expected_version=input.expected_version,
+            )
+        except NotFound as error:
+            return typed_error(error)
+
+        async def success(written: Written) -> RestockProductSuccess:
+            return RestockProductSuccess(product=await _present(info, written))
+
+        return await run_command(info, command, success)
+
+    @strawberry.mutation
+    async def delete_product(self, info: Info, input: DeleteProductInput) -> DeleteProductResult:
+        try:
+            command = DeleteProduct(
+                product_id=product_id(input.id), expected_version=input.expected_version
+            )
+        except NotFound as error:
+            return typed_error(error)
+
+        async def success(written: Written) -> DeleteProductSuccess:
+            info.context.loaders.forget_product(written.entity_id)
+            return DeleteProductSuccess(deleted_id=strawberry.ID(str(input.id)))
+
+        return await run_command(info, command, success)
+
+
+ProductEventType = strawberry.enum(ProductChangeType, name="ProductEventType")
+
+
+@strawberry.type
+class ProductEvent:
+    position: str = strawberry.field(description="Pass as `after` to resume after this event.")
+    occurred_at: datetime
+    type: ProductEventType  # type: ignore[valid-type]
+    product: Product
+
+
+def parse_position(after: str | None) -> int | None:
+    if after is None:
+        return None
+    if not after.isdigit() or len(after) > 18:
+        raise UserInputError(f"after must be a position from an earlier event, not {after!r}")
+    return int(after)
+
+
+@strawberry.type
+class ProductSubscriptions:
+    @strawberry.subscription(
+        description="Product events as they happen; with `after`, the missed ones first."
+    )
+    async def product_events(
+        self, info: Info, product_id: relay.GlobalID | None = None, after: str | None = None
+    ) -> AsyncGenerator[ProductEvent, None]:
+        watched = None
+        if product_id is not None:
+            if product_id.type_name != PRODUCT:
+                raise UserInputError(f"{product_id} is not a product id")
+            watched = product_id.node_id
+        request = WatchProducts(product_id=watched, after=parse_position(after))
+        async for change in info.context.mediator.stream(request, info.context.ctx):
+            yield ProductEvent(
+                position=str(change.position),
+                occurred_at=change.occurred_at,
+                type=change.type,
+                product=Product.from_view(change.product),
+            )
+
+
+__all__ = ["CommandError", "ProductMutations", "ProductQueries", "ProductSubscriptions"]

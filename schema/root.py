@@ -1,0 +1,52 @@
+"""The schema: every feature's queries, mutations and subscriptions, and the limits on them."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+
+from schema.errors import ErrorPolicy, LoggedSchema
+from schema.products import ProductMutations, ProductQueries, ProductSubscriptions
+
+
+@strawberry.type
+class Mutation(ProductMutations):
+    pass
+
+
+@strawberry.type
+class Subscription(ProductSubscriptions):
+    pass
+
+
+def build_schema(
+    *, max_depth: int = 10, max_aliases: int = 30, max_tokens: int = 2_000
+) -> LoggedSchema:
+    # A new Query class each time: Strawberry binds relay's `node` field to the schema
+    # that converts it first, and tests build several schemas in one process.
+    @strawberry.type
+    class Query(ProductQueries):
+        node: relay.Node | None = relay.node(description="Any object by its global id.")
+
+    return LoggedSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        # Factories, not instances: an extension holds per-request state. The two caches
+        # live at module level, shared by every request.
+        extensions=[
+            ErrorPolicy,
+            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+        ],
+    )

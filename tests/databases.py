@@ -1,0 +1,45 @@
+"""Databases for tests: a temporary SQLite file, or a fresh PostgreSQL schema when
+ORDERDESK_TEST_POSTGRES_URL is set (dropped afterwards), so no run depends on another."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+POSTGRES_ENV = "ORDERDESK_TEST_POSTGRES_URL"
+REDIS_ENV = "ORDERDESK_TEST_REDIS_URL"
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite+aiosqlite:///{directory / 'orderdesk.db'}"
+
+
+def postgres_base_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (set by .ci/run)")
+    return url
+
+
+@asynccontextmanager
+async def postgres_database_url() -> AsyncIterator[str]:
+    """The URL of a new, empty database on the test server; it is dropped afterwards."""
+    base = make_url(postgres_base_url())
+    name = f"orderdesk_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()

@@ -1,0 +1,151 @@
+"""One contract for storage, run against SQLite and PostgreSQL alike: the unit of work, the
+event log and the projector behave the same on both."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from domain.errors import VersionConflict
+from domain.products import Product, ProductCreated, ProductRestocked
+from handlers.products import CreateProduct, GetProducts, RestockProduct
+from mediator import Context
+from orderdesk.bootstrap import Services, bootstrap, utc_now
+from orderdesk.settings import Settings
+from persistence.event_log import StoredEvent
+from persistence.tables import event_log, product_catalog, products
+from persistence.unit_of_work import SqlUnitOfWork
+from tests.databases import postgres_database_url, sqlite_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
+    async def run(url: str) -> AsyncIterator[Services]:
+        started = bootstrap(Settings(database_url=url, poll_interval=0.2))
+        await started.start()
+        try:
+            yield started
+        finally:
+            await started.stop()
+
+    if request.param == "sqlite":
+        async for s in run(sqlite_url(tmp_path)):
+            yield s
+    else:
+        async with postgres_database_url() as url:
+            async for s in run(url):
+                yield s
+
+
+async def log_of(services: Services) -> list[StoredEvent]:
+    async with services.log_engine.connect() as connection:
+        return await services.log.read(connection, after=0, limit=10_000)
+
+
+async def count(services: Services, table: object) -> int:
+    async with services.write_engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(table)) or 0)  # type: ignore[arg-type]
+
+
+def unit_of_work(services: Services) -> SqlUnitOfWork:
+    return SqlUnitOfWork(
+        services.write_engine,
+        services.log,
+        clock=utc_now,
+        correlation_id="test",
+        on_commit=lambda _p: None,
+    )
+
+
+async def test_commit_stores_the_row_and_its_events_together(services: Services) -> None:
+    written = await services.mediator.send(
+        CreateProduct(sku="A", name="Anvil", price=Decimal("1.5"), stock=2),
+        Context(correlation_id="c1"),
+    )
+    await services.mediator.send(RestockProduct(written.entity_id, 3))
+    events = await log_of(services)
+    assert [e.event for e in events] == [
+        ProductCreated(written.entity_id, "A", "Anvil", "", Decimal("1.50"), "USD", 2),
+        ProductRestocked(written.entity_id, 3, 5),
+    ]
+    assert [(e.stream_id, e.stream_version) for e in events] == [
+        (written.entity_id, 1),
+        (written.entity_id, 2),
+    ]
+    assert events[0].correlation_id == "c1"
+    assert events[0].position < events[1].position
+    assert events[0].occurred_at.tzinfo is not None
+
+
+async def test_leaving_without_commit_stores_nothing(services: Services) -> None:
+    async def fail_half_way() -> None:
+        async with unit_of_work(services) as work:
+            work.products.add(
+                Product.create(
+                    "p1",
+                    sku="A",
+                    name="A",
+                    description="",
+                    price=Decimal(1),
+                    currency="USD",
+                    stock=1,
+                )
+            )
+            raise RuntimeError("failed half-way")
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        await fail_half_way()
+    assert await count(services, products) == 0
+    assert await count(services, event_log) == 0
+
+
+async def test_a_failing_append_rolls_back_the_row(services: Services) -> None:
+    await services.mediator.send(CreateProduct(sku="A", name="A", price=Decimal(1)))
+    async with unit_of_work(services) as work:
+        product = Product.create(
+            "p2", sku="B", name="B", description="", price=Decimal(1), currency="USD", stock=1
+        )
+        work.products.add(product)
+        # An event type the log does not know makes the append fail after the row is written.
+        product.pending_events.append(object())
+        with pytest.raises(LookupError):
+            await work.commit()
+    assert await count(services, products) == 1
+    assert await count(services, event_log) == 1
+
+
+async def test_concurrent_changes_lose_no_update(services: Services) -> None:
+    written = await services.mediator.send(CreateProduct(sku="A", name="A", price=Decimal(1)))
+    await asyncio.gather(
+        *(services.mediator.send(RestockProduct(written.entity_id, 1)) for _ in range(20))
+    )
+    events = await log_of(services)
+    assert [e.stream_version for e in events] == list(range(1, 22))
+    assert [e.event.stock for e in events[1:]] == list(range(1, 21))  # type: ignore[attr-defined]
+    views = await services.mediator.send(GetProducts((written.entity_id,)))
+    assert (views[written.entity_id].stock, views[written.entity_id].version) == (20, 21)
+
+
+async def test_a_stale_expected_version_is_refused(services: Services) -> None:
+    written = await services.mediator.send(CreateProduct(sku="A", name="A", price=Decimal(1)))
+    await services.mediator.send(RestockProduct(written.entity_id, 1, expected_version=1))
+    with pytest.raises(VersionConflict):
+        await services.mediator.send(RestockProduct(written.entity_id, 1, expected_version=1))
+    assert await count(services, event_log) == 2
+
+
+async def test_the_projector_applies_each_event_once(services: Services) -> None:
+    written = await services.mediator.send(CreateProduct(sku="A", name="A", price=Decimal(1)))
+    await services.mediator.send(RestockProduct(written.entity_id, 4))
+    await services.projector.catch_up()
+    await services.projector.catch_up()
+    async with services.read_engine.connect() as connection:
+        row = (await connection.execute(select(product_catalog))).one()
+    assert (row.stock, row.version) == (4, 2)
+    assert services.projector.position == (await log_of(services))[-1].position
+    assert [s.parked_error for s in services.projector.status()] == [None]
