@@ -51,6 +51,25 @@ class VersionConflict(DomainError):
         )
 
 
+class OutOfStock(DomainError):
+    def __init__(self, product_id: str, requested: int, available: int) -> None:
+        self.product_id = product_id
+        self.requested = requested
+        self.available = available
+        super().__init__(
+            f"Product {product_id!r} has {available} in stock; {requested} were requested"
+        )
+
+
+class InvalidTransition(DomainError):
+    def __init__(self, kind: str, entity_id: str, current: str, wanted: str) -> None:
+        self.kind = kind
+        self.entity_id = entity_id
+        self.current = current
+        self.wanted = wanted
+        super().__init__(f"{kind} {entity_id!r} cannot go from {current} to {wanted}")
+
+
 class Issues:
     """Collects field issues so a method can report all of them, then raise once."""
 

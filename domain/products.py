@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.aggregate import Aggregate
-from domain.errors import Issues, NotFound
+from domain.errors import Issues, NotFound, OutOfStock
 from domain.money import Money, canonical_amount
 
 SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -50,7 +50,34 @@ class ProductDeleted:
     product_id: str
 
 
-PRODUCT_EVENTS = (ProductCreated, ProductUpdated, ProductRestocked, ProductDeleted)
+@dataclass(frozen=True, slots=True)
+class StockReserved:
+    """Stock set aside for an order when it is placed; `stock` is what remains."""
+
+    product_id: str
+    order_id: str
+    quantity: int
+    stock: int
+
+
+@dataclass(frozen=True, slots=True)
+class StockReleased:
+    """Stock given back when an order is cancelled; `stock` is the result."""
+
+    product_id: str
+    order_id: str
+    quantity: int
+    stock: int
+
+
+PRODUCT_EVENTS = (
+    ProductCreated,
+    ProductUpdated,
+    ProductRestocked,
+    ProductDeleted,
+    StockReserved,
+    StockReleased,
+)
 
 
 def _check_details(
@@ -163,6 +190,19 @@ class Product(Aggregate):
         issues.raise_if_any()
         self.stock += quantity
         self._record(ProductRestocked(self.id, quantity, self.stock))
+
+    def reserve(self, quantity: int, order_id: str) -> None:
+        """Set stock aside for an order; all of it, or none and OutOfStock."""
+        self.ensure_exists()
+        if quantity > self.stock:
+            raise OutOfStock(self.id, quantity, self.stock)
+        self.stock -= quantity
+        self._record(StockReserved(self.id, order_id, quantity, self.stock))
+
+    def release(self, quantity: int, order_id: str) -> None:
+        """Give back what an order reserved; a deleted product takes its stock back too."""
+        self.stock += quantity
+        self._record(StockReleased(self.id, order_id, quantity, self.stock))
 
     def delete(self) -> None:
         self.ensure_exists()

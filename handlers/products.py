@@ -22,7 +22,10 @@ from domain.products import (
     ProductDeleted,
     ProductRestocked,
     ProductUpdated,
+    StockReleased,
+    StockReserved,
 )
+from handlers.access import Policy, anyone, staff
 from handlers.paging import (
     CursorKey,
     Page,
@@ -31,6 +34,7 @@ from handlers.paging import (
     encode_cursor,
     invalid_cursor,
 )
+from handlers.transaction import unit_of_work
 from handlers.written import Written
 from mediator import Command, Context, Query, Registry, StreamRequest
 from persistence.event_log import StoredEvent
@@ -38,7 +42,6 @@ from persistence.event_tail import EventTail, TailEvent, ViewLoader
 from persistence.products import sku_taken
 from persistence.projector import Projection
 from persistence.tables import product_catalog
-from persistence.unit_of_work import UnitOfWorkFactory
 
 # ---------------------------------------------------------------- commands
 
@@ -79,8 +82,9 @@ class DeleteProduct(Command[Written]):
 
 
 async def create_product(
-    command: CreateProduct, ctx: Context, *, uow: UnitOfWorkFactory, new_id: Callable[[], str]
+    command: CreateProduct, ctx: Context, *, new_id: Callable[[], str]
 ) -> Written:
+    work = unit_of_work(ctx)
     product = Product.create(
         new_id(),
         sku=command.sku,
@@ -90,12 +94,10 @@ async def create_product(
         currency=command.currency,
         stock=command.stock,
     )
-    async with uow(ctx.correlation_id) as work:
-        if await work.products.sku_taken(product.sku):
-            raise sku_taken()
-        work.products.add(product)
-        position = await work.commit()
-    return Written(product.id, product.version, position)
+    if await work.products.sku_taken(product.sku):
+        raise sku_taken()
+    work.products.add(product)
+    return Written(product.id, product.version)
 
 
 async def _change_product(
@@ -103,22 +105,17 @@ async def _change_product(
     expected_version: int | None,
     change: Callable[[Product], None],
     ctx: Context,
-    uow: UnitOfWorkFactory,
 ) -> Written:
-    async with uow(ctx.correlation_id) as work:
-        product = await work.products.get(product_id)
-        if product is None:
-            raise NotFound(Product.kind, product_id)
-        product.ensure_exists()
-        product.check_version(expected_version)
-        change(product)
-        position = await work.commit()
-    return Written(product.id, product.version, position)
+    product = await unit_of_work(ctx).products.get(product_id)
+    if product is None:
+        raise NotFound(Product.kind, product_id)
+    product.ensure_exists()
+    product.check_version(expected_version)
+    change(product)
+    return Written(product.id, product.version)
 
 
-async def update_product(
-    command: UpdateProduct, ctx: Context, *, uow: UnitOfWorkFactory
-) -> Written:
+async def update_product(command: UpdateProduct, ctx: Context) -> Written:
     def change(product: Product) -> None:
         product.update(
             name=command.name,
@@ -127,24 +124,18 @@ async def update_product(
             currency=command.currency,
         )
 
-    return await _change_product(command.product_id, command.expected_version, change, ctx, uow)
+    return await _change_product(command.product_id, command.expected_version, change, ctx)
 
 
-async def restock_product(
-    command: RestockProduct, ctx: Context, *, uow: UnitOfWorkFactory
-) -> Written:
+async def restock_product(command: RestockProduct, ctx: Context) -> Written:
     def change(product: Product) -> None:
         product.restock(command.quantity)
 
-    return await _change_product(command.product_id, command.expected_version, change, ctx, uow)
+    return await _change_product(command.product_id, command.expected_version, change, ctx)
 
 
-async def delete_product(
-    command: DeleteProduct, ctx: Context, *, uow: UnitOfWorkFactory
-) -> Written:
-    return await _change_product(
-        command.product_id, command.expected_version, Product.delete, ctx, uow
-    )
+async def delete_product(command: DeleteProduct, ctx: Context) -> Written:
+    return await _change_product(command.product_id, command.expected_version, Product.delete, ctx)
 
 
 # ---------------------------------------------------------------- queries
@@ -311,6 +302,9 @@ class ProductChangeType(enum.Enum):
 _CHANGE_TYPES = {
     ProductCreated: ProductChangeType.CREATED,
     ProductUpdated: ProductChangeType.UPDATED,
+    # Stock taken or given back by orders changes the product as clients see it.
+    StockReserved: ProductChangeType.UPDATED,
+    StockReleased: ProductChangeType.UPDATED,
     ProductRestocked: ProductChangeType.RESTOCKED,
     ProductDeleted: ProductChangeType.DELETED,
 }
@@ -393,7 +387,7 @@ async def project_product_catalog(connection: AsyncConnection, stored: StoredEve
                 **bookkeeping,
             )
         )
-    elif isinstance(event, ProductRestocked):
+    elif isinstance(event, ProductRestocked | StockReserved | StockReleased):
         await connection.execute(
             update(product_catalog).where(row).values(stock=event.stock, **bookkeeping)
         )
@@ -416,19 +410,27 @@ def new_product_id() -> str:
 def register(
     registry: Registry,
     *,
-    uow: UnitOfWorkFactory,
     read_engine: AsyncEngine,
     tail: EventTail,
     new_id: Callable[[], str] = new_product_id,
 ) -> None:
-    registry.handle(CreateProduct, partial(create_product, uow=uow, new_id=new_id))
-    registry.handle(UpdateProduct, partial(update_product, uow=uow))
-    registry.handle(RestockProduct, partial(restock_product, uow=uow))
-    registry.handle(DeleteProduct, partial(delete_product, uow=uow))
+    registry.handle(CreateProduct, partial(create_product, new_id=new_id))
+    registry.handle(UpdateProduct, update_product)
+    registry.handle(RestockProduct, restock_product)
+    registry.handle(DeleteProduct, delete_product)
     registry.handle(GetProducts, partial(get_products, read_engine=read_engine))
     registry.handle(ListProducts, partial(list_products, read_engine=read_engine))
     registry.stream(WatchProducts, partial(watch_products, tail=tail))
 
 
 EVENT_TYPES = PRODUCT_EVENTS
+POLICIES: dict[type, Policy] = {
+    CreateProduct: staff,
+    UpdateProduct: staff,
+    RestockProduct: staff,
+    DeleteProduct: staff,
+    GetProducts: anyone,
+    ListProducts: anyone,
+    WatchProducts: anyone,
+}
 VIEWS: Mapping[str, ViewLoader] = {Product.kind: load_product_views}

@@ -15,4 +15,5 @@ class Written:
 
     entity_id: str
     version: int
-    position: int
+    position: int = 0
+    """Filled in by the transaction behavior once the commit has a position."""

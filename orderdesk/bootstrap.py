@@ -1,18 +1,25 @@
 """Builds the service from settings: engines, the event log, the projector, the tail and the
-mediator with every handler. The app, the command line and the tests all start here."""
+mediator with every handler and behavior. The app, the command line and the tests all start
+here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers import products
+from handlers import customers, orders, products
+from handlers.access import Policy, authorize, authorize_streams
+from handlers.idempotency import CLAIM, idempotent
 from handlers.pipeline import log_message, read_your_writes
-from mediator import Command, Mediator, Registry
+from handlers.transaction import in_transaction
+from handlers.validation import validate_command
+from mediator import Command, ConfigurationError, Context, Mediator, Registry, Request
 from orderdesk.settings import Settings
+from orderdesk.tokens import Tokens, local_secret
 from persistence.database import create_engine
 from persistence.event_codec import EventCodec
 from persistence.event_log import EventLog
@@ -21,7 +28,9 @@ from persistence.migrate import migrate
 from persistence.projector import Projector
 from persistence.unit_of_work import SqlUnitOfWork, UnitOfWork
 
-PROJECTIONS = [products.PRODUCT_CATALOG]
+PROJECTIONS = [products.PRODUCT_CATALOG, customers.CUSTOMER_SUMMARIES, orders.ORDERS]
+POLICIES: dict[type, Policy] = {**products.POLICIES, **customers.POLICIES, **orders.POLICIES}
+IDEMPOTENT: dict[type, str] = {**customers.IDEMPOTENT, **orders.IDEMPOTENT}
 
 
 def utc_now() -> datetime:
@@ -39,6 +48,7 @@ class Services:
     projector: Projector
     tail: EventTail
     mediator: Mediator
+    tokens: Tokens
 
     async def migrate(self) -> None:
         await migrate(self.write_engine, "write")
@@ -62,6 +72,12 @@ class Services:
             await engine.dispose()
 
 
+def tokens_for(settings: Settings) -> Tokens:
+    if settings.jwt_secret is not None:
+        return Tokens(settings.jwt_secret.get_secret_value())
+    return Tokens(local_secret(Path("orderdesk.secret")))
+
+
 def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
     """Wire everything; nothing connects until `Services.start`."""
     write_engine = create_engine(settings.database_url, for_writes=True)
@@ -73,7 +89,7 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
     )
 
     codec = EventCodec()
-    codec.register(products.EVENT_TYPES)
+    codec.register([*products.EVENT_TYPES, *customers.EVENT_TYPES, *orders.EVENT_TYPES])
     log = EventLog(codec)
     projector = Projector(
         log=log,
@@ -90,23 +106,33 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         queue_size=settings.subscriber_queue_size,
     )
 
-    def unit_of_work(correlation_id: str) -> UnitOfWork:
+    def unit_of_work(ctx: Context) -> UnitOfWork:
         return SqlUnitOfWork(
             write_engine,
             log,
             clock=clock,
-            correlation_id=correlation_id,
+            correlation_id=ctx.correlation_id,
             on_commit=lambda _position: projector.wake(),
+            claim=ctx.find(CLAIM),
         )
 
     registry = Registry()
+    # Outermost first. Read-your-writes waits after the commit, so it wraps the transaction.
     registry.behavior(log_message, applies_to=object)
     registry.behavior(
         read_your_writes(projector.wait_for, settings.read_your_writes_timeout),
         applies_to=Command,
     )
-    products.register(registry, uow=unit_of_work, read_engine=read_engine, tail=tail)
+    registry.behavior(authorize(POLICIES), applies_to=Request)
+    registry.behavior(validate_command, applies_to=Command)
+    registry.behavior(idempotent(log_engine, IDEMPOTENT), applies_to=Command)
+    registry.behavior(in_transaction(unit_of_work), applies_to=Command)
+    registry.stream_behavior(authorize_streams(POLICIES))
+    products.register(registry, read_engine=read_engine, tail=tail)
+    customers.register(registry, read_engine=read_engine)
+    orders.register(registry, read_engine=read_engine)
     mediator = registry.build()
+    _check_policies(mediator)
 
     return Services(
         settings=settings,
@@ -118,4 +144,16 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         projector=projector,
         tail=tail,
         mediator=mediator,
+        tokens=tokens_for(settings),
     )
+
+
+def _check_policies(mediator: Mediator) -> None:
+    """Every message a caller can send must say who may send it; a gap is a start-up error."""
+    missing = sorted(
+        route.message_type.__name__
+        for route in mediator.describe()
+        if route.kind != "notification" and route.message_type not in POLICIES
+    )
+    if missing:
+        raise ConfigurationError(f"no access policy for {', '.join(missing)}")

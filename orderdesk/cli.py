@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,8 @@ import typer
 import uvicorn
 from strawberry.printer import print_schema
 
-from orderdesk.bootstrap import bootstrap
+from handlers.access import Identity, Role
+from orderdesk.bootstrap import bootstrap, tokens_for
 from orderdesk.settings import Settings
 from schema.root import build_schema
 
@@ -63,6 +65,20 @@ def export_schema(
         typer.echo(sdl)
     else:
         output.write_text(sdl + "\n")
+
+
+@cli.command()
+def token(
+    staff: Annotated[bool, typer.Option("--staff", help="A staff token.")] = False,
+    customer: Annotated[str | None, typer.Option(help="A token for this customer id.")] = None,
+    subject: Annotated[str, typer.Option(help="Who a staff token names.")] = "staff",
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days until it expires.")] = 30,
+) -> None:
+    """Issue a bearer token (with the server's ORDERDESK_JWT_SECRET)."""
+    if staff == (customer is not None):
+        raise typer.BadParameter("give exactly one of --staff and --customer")
+    identity = Identity(subject, Role.STAFF) if staff else Identity(customer or "", Role.CUSTOMER)
+    typer.echo(tokens_for(Settings()).issue(identity, lifetime=timedelta(days=days)))
 
 
 @cli.command()

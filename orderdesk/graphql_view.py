@@ -15,11 +15,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from mediator import Context
 from orderdesk.bootstrap import Services
+from orderdesk.tokens import InvalidToken
 from schema.context import Loaders, RequestContext
 from schema.errors import finish_errors
 
@@ -56,13 +59,36 @@ class GraphQLView(GraphQL[RequestContext, None]):
         ctx = Context(correlation_id=request_id(request.headers))
         if isinstance(response, Response):
             response.headers["X-Request-ID"] = ctx.correlation_id
+            try:
+                ctx.identity = services.tokens.from_header(request.headers.get("authorization"))
+            except InvalidToken as error:
+                raise HTTPException(401, f"invalid bearer token: {error}") from None
         return RequestContext(
             mediator=services.mediator,
             ctx=ctx,
             loaders=Loaders(services.mediator, ctx),
+            issue_customer_token=services.tokens.issue_for_customer,
             request=request,
             response=response,
         )
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        """Authenticate a websocket from its `connection_init` payload (browsers cannot set
+        headers on websockets): `{"Authorization": "Bearer <token>"}`."""
+        params = context.connection_params
+        value = None
+        if isinstance(params, dict):
+            value = params.get("Authorization") or params.get("authorization")
+        if value is not None and not isinstance(value, str):
+            raise ConnectionRejectionError({"message": "Authorization must be a string"})
+        services: Services = context.request.app.state.services
+        try:
+            context.ctx.identity = services.tokens.from_header(value)
+        except InvalidToken as error:
+            raise ConnectionRejectionError({"message": f"invalid bearer token: {error}"}) from None
+        # UNSET (typed Any by Strawberry) acknowledges with no payload.
+        acknowledged: UnsetType = UNSET
+        return acknowledged
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -114,9 +140,14 @@ class GraphQLView(GraphQL[RequestContext, None]):
 
 
 def _error_response(status: int, message: str) -> Response:
-    code = {413: "PAYLOAD_TOO_LARGE", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}.get(
-        status, "BAD_REQUEST"
-    )
+    code = {
+        401: "UNAUTHENTICATED",
+        405: "METHOD_NOT_ALLOWED",
+        413: "PAYLOAD_TOO_LARGE",
+        415: "UNSUPPORTED_MEDIA_TYPE",
+    }.get(status, "BAD_REQUEST")
     body = {"errors": [GraphQLError(message, extensions={"code": code}).formatted]}
     headers = {"Allow": "GET, POST"} if status == 405 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
     return JSONResponse(json.loads(json.dumps(body)), status_code=status, headers=headers)

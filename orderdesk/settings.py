@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     max_subscriptions_per_connection: int = 20
     subscriber_queue_size: int = 1_000
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="Signs access tokens; unset, a secret is kept in orderdesk.secret "
+        "in the working directory.",
+    )
     graphiql: bool = True
     log_level: str = "INFO"
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from domain.errors import FieldIssue, ValidationFailed, VersionConflict
+from domain.errors import FieldIssue, ValidationFailed
 from domain.money import Money
 from domain.products import Product
 from persistence.repository import SqlRepository
@@ -16,6 +17,10 @@ from persistence.tables import products
 
 class ProductRepository(Protocol):
     async def get(self, product_id: str) -> Product | None: ...
+
+    async def get_many(self, product_ids: Iterable[str]) -> dict[str, Product]:
+        """The products that exist among these, keyed by id (deleted ones included)."""
+        ...
 
     async def sku_taken(self, sku: str) -> bool: ...
 
@@ -27,27 +32,42 @@ def sku_taken() -> ValidationFailed:
 
 
 class SqlProductRepository(SqlRepository[Product]):
+    table = products
+
     async def get(self, product_id: str) -> Product | None:
-        if product_id in self._seen:
-            return self._seen[product_id]
-        query = select(products).where(products.c.id == product_id)
-        if self._locks_rows:
-            query = query.with_for_update()
-        row = (await self._connection.execute(query)).one_or_none()
-        if row is None:
-            return None
-        return self._track(
-            Product(
-                row.id,
-                sku=row.sku,
-                name=row.name,
-                description=row.description,
-                price=Money(row.price, row.currency),
-                stock=row.stock,
-                deleted=row.deleted,
-                version=row.version,
-            )
-        )
+        return (await self.get_many([product_id])).get(product_id)
+
+    async def get_many(self, product_ids: Iterable[str]) -> dict[str, Product]:
+        """Load (and on PostgreSQL lock) the products, in id order.
+
+        Stock is reserved by reading and then writing product rows. On PostgreSQL the
+        rows are locked FOR UPDATE as they are read, so a concurrent order for the same
+        product waits here until this transaction ends and then reads the stock it left;
+        locking in id order means two orders that share products cannot deadlock. On
+        SQLite the write transaction began with BEGIN IMMEDIATE (see
+        persistence.database), so no other writer runs until this one commits.
+        """
+        wanted = sorted(set(product_ids))
+        found = {i: self._seen[i] for i in wanted if i in self._seen}
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            query = select(products).where(products.c.id.in_(missing)).order_by(products.c.id)
+            if self._locks_rows:
+                query = query.with_for_update()
+            for row in await self._connection.execute(query):
+                found[row.id] = self._track(
+                    Product(
+                        row.id,
+                        sku=row.sku,
+                        name=row.name,
+                        description=row.description,
+                        price=Money(row.price, row.currency),
+                        stock=row.stock,
+                        deleted=row.deleted,
+                        version=row.version,
+                    )
+                )
+        return found
 
     async def sku_taken(self, sku: str) -> bool:
         query = select(products.c.id).where(products.c.sku == sku)
@@ -61,12 +81,13 @@ class SqlProductRepository(SqlRepository[Product]):
             "currency": aggregate.price.currency,
             "stock": aggregate.stock,
             "deleted": aggregate.deleted,
-            "version": aggregate.version,
         }
         if aggregate.stored_version == 0:
             try:
                 await self._connection.execute(
-                    insert(products).values(id=aggregate.id, sku=aggregate.sku, **values)
+                    insert(products).values(
+                        id=aggregate.id, sku=aggregate.sku, version=aggregate.version, **values
+                    )
                 )
             except IntegrityError as error:
                 # Two products created with one sku at once: the later insert loses here.
@@ -74,15 +95,4 @@ class SqlProductRepository(SqlRepository[Product]):
                     raise sku_taken() from None
                 raise
             return
-        result = await self._connection.execute(
-            update(products)
-            .where(products.c.id == aggregate.id, products.c.version == aggregate.stored_version)
-            .values(**values)
-        )
-        if result.rowcount == 0:
-            actual = await self._connection.scalar(
-                select(products.c.version).where(products.c.id == aggregate.id)
-            )
-            raise VersionConflict(
-                aggregate.kind, aggregate.id, aggregate.stored_version, actual or 0
-            )
+        await self._update(aggregate, values)

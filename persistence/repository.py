@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.aggregate import Aggregate
+from domain.errors import VersionConflict
 
 A = TypeVar("A", bound=Aggregate)
 
 
 class SqlRepository(ABC, Generic[A]):
+    table: ClassVar[Table]
+
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
         self._seen: dict[str, A] = {}
@@ -35,3 +39,23 @@ class SqlRepository(ABC, Generic[A]):
     @abstractmethod
     async def save(self, aggregate: A) -> None:
         """Insert or update the aggregate's row, refusing if its version moved meanwhile."""
+
+    async def _update(self, aggregate: A, values: dict[str, Any]) -> None:
+        """Update the row only where it still has the version the aggregate was loaded at.
+
+        On PostgreSQL the row was locked when read, so this is a second line of defence;
+        it is what catches a writer that did not lock.
+        """
+        id_column = self.table.c.id
+        result = await self._connection.execute(
+            update(self.table)
+            .where(id_column == aggregate.id, self.table.c.version == aggregate.stored_version)
+            .values(version=aggregate.version, **values)
+        )
+        if result.rowcount == 0:
+            actual = await self._connection.scalar(
+                select(self.table.c.version).where(id_column == aggregate.id)
+            )
+            raise VersionConflict(
+                aggregate.kind, aggregate.id, aggregate.stored_version, actual or 0
+            )

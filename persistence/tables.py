@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -63,6 +64,42 @@ products = Table(
     Column("version", Integer, nullable=False),
 )
 
+customers = Table(
+    "customers",
+    write_metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("version", Integer, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    write_metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # Lines and address never change once placed; the aggregate reads them whole.
+    Column("lines", JSON, nullable=False),
+    Column("shipping_address", JSON, nullable=False),
+    Column("special_instructions", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    write_metadata,
+    # The scope names the command and the caller, so one caller's key never meets another's.
+    Column("scope", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("position", Position, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 projection_checkpoints = Table(
     "projection_checkpoints",
     read_metadata,
@@ -91,4 +128,64 @@ product_catalog = Table(
     Column("last_position", Position, nullable=False),
     Index("ix_product_catalog_name_id", "name", "id"),
     Index("ix_product_catalog_price_id", "price", "id"),
+)
+
+customer_summaries = Table(
+    "customer_summaries",
+    read_metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("search_text", Text, nullable=False),
+    Column("order_count", Integer, nullable=False),
+    # Orders not cancelled, summed in the currency of the customer's first order.
+    Column("lifetime_value", ScaledDecimal, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("registered_at", UtcDateTime, nullable=False),
+    Column("registered_position", Position, nullable=False, unique=True),
+    Column("version", Integer, nullable=False),
+    Column("last_position", Position, nullable=False),
+    Index("ix_customer_summaries_name_id", "name", "id"),
+)
+
+order_summaries = Table(
+    "order_summaries",
+    read_metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("customer_name", String(200), nullable=False),
+    Column("customer_email", String(254), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("line_count", Integer, nullable=False),
+    Column("total", ScaledDecimal, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("street", String(200), nullable=False),
+    Column("city", String(100), nullable=False),
+    Column("state", String(100), nullable=False),
+    Column("postal_code", String(20), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("special_instructions", Text, nullable=False),
+    Column("placed_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    # The log position of OrderPlaced: unique and increasing, the key of NEWEST and OLDEST.
+    Column("placed_position", Position, nullable=False, unique=True),
+    Column("last_position", Position, nullable=False),
+    Index("ix_order_summaries_customer_placed", "customer_id", "placed_position"),
+    Index("ix_order_summaries_status_placed", "status", "placed_position"),
+    Index("ix_order_summaries_placed_at", "placed_at", "placed_position"),
+    Index("ix_order_summaries_total_id", "total", "id"),
+)
+
+order_lines = Table(
+    "order_lines",
+    read_metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("line_number", Integer, primary_key=True),
+    Column("product_id", String(64), nullable=False),
+    Column("product_name", String(200), nullable=False),
+    Column("unit_price", ScaledDecimal, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("line_total", ScaledDecimal, nullable=False),
+    Column("currency", String(3), nullable=False),
 )

@@ -2,7 +2,8 @@
 
 It commits the changed aggregates and their new events, in the event log, in one
 transaction (a transactional outbox): no event is published that was not committed, and
-none that was committed is lost.
+none that was committed is lost. An idempotency key, when the command carries one, is
+stored in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from typing import Any, Protocol, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.aggregate import Aggregate
+from persistence.customers import CustomerRepository, SqlCustomerRepository
 from persistence.event_log import EventLog, NewEvent
+from persistence.idempotency import IdempotencyClaim, store_outcome
+from persistence.orders import OrderRepository, SqlOrderRepository
 from persistence.products import ProductRepository, SqlProductRepository
 from persistence.repository import SqlRepository
 
@@ -24,6 +29,12 @@ class UnitOfWork(Protocol):
 
     @property
     def products(self) -> ProductRepository: ...
+
+    @property
+    def customers(self) -> CustomerRepository: ...
+
+    @property
+    def orders(self) -> OrderRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -39,10 +50,6 @@ class UnitOfWork(Protocol):
         ...
 
 
-UnitOfWorkFactory = Callable[[str], UnitOfWork]
-"""Makes a unit of work whose events carry the given correlation id."""
-
-
 class SqlUnitOfWork:
     def __init__(
         self,
@@ -52,20 +59,27 @@ class SqlUnitOfWork:
         clock: Callable[[], datetime],
         correlation_id: str,
         on_commit: Callable[[int], None],
+        claim: IdempotencyClaim | None = None,
     ) -> None:
         self._engine = engine
         self._log = log
         self._clock = clock
         self._correlation_id = correlation_id
         self._on_commit = on_commit
+        self._claim = claim
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
         self._connection = await self._engine.connect()
         await self._connection.begin()
-        product_repository = SqlProductRepository(self._connection)
-        self.products: ProductRepository = product_repository
-        self._repositories: list[SqlRepository[Any]] = [product_repository]
+        products = SqlProductRepository(self._connection)
+        customers = SqlCustomerRepository(self._connection)
+        orders = SqlOrderRepository(self._connection)
+        self.products: ProductRepository = products
+        self.customers: CustomerRepository = customers
+        self.orders: OrderRepository = orders
+        # Saved in this order: a new customer before its orders, orders before stock.
+        self._repositories: list[SqlRepository[Any]] = [customers, orders, products]
         return self
 
     async def __aexit__(
@@ -84,6 +98,7 @@ class SqlUnitOfWork:
 
     async def commit(self) -> int:
         connection = self._require_connection()
+        now = self._clock()
         changed = [(r, a) for r in self._repositories for a in r.seen() if a.pending_events]
         new_events: list[NewEvent] = []
         for repository, aggregate in changed:
@@ -94,14 +109,31 @@ class SqlUnitOfWork:
                 for i, event in enumerate(aggregate.pending_events)
             )
         position = await self._log.append(
-            connection, new_events, occurred_at=self._clock(), correlation_id=self._correlation_id
+            connection, new_events, occurred_at=now, correlation_id=self._correlation_id
         )
+        if self._claim is not None:
+            created = self._created(self._claim.kind, [a for _, a in changed])
+            await store_outcome(
+                connection,
+                self._claim,
+                entity_id=created.id,
+                version=created.version,
+                position=position,
+                now=now,
+            )
         await connection.commit()
         for _, aggregate in changed:
             aggregate.mark_stored()
         if position:
             self._on_commit(position)
         return position
+
+    @staticmethod
+    def _created(kind: str, changed: list[Aggregate]) -> Aggregate:
+        created = [a for a in changed if a.kind == kind and a.stored_version == 0]
+        if len(created) != 1:
+            raise RuntimeError(f"an idempotent command must create one {kind}, not {len(created)}")
+        return created[0]
 
     def _require_connection(self) -> AsyncConnection:
         if self._connection is None:

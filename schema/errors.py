@@ -9,14 +9,22 @@ from typing import Any, TypeVar
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
-from strawberry.relay import GlobalID
 from strawberry.relay.types import GlobalIDValueError
 
-from domain.errors import DomainError, NotFound, ValidationFailed, VersionConflict
+from domain.errors import (
+    DomainError,
+    InvalidTransition,
+    NotFound,
+    OutOfStock,
+    ValidationFailed,
+    VersionConflict,
+)
+from handlers.access import NotAuthorized
 from handlers.pipeline import ReadModelLagging
 from handlers.written import Written
 from mediator import Command, Request
 from schema.context import Info
+from schema.ids import global_id
 
 logger = logging.getLogger("orderdesk.graphql")
 
@@ -51,7 +59,32 @@ class ConflictError(Error):
     actual_version: int
 
 
-CommandError = ValidationError | NotFoundError | ConflictError
+@strawberry.type
+class OutOfStockError(Error):
+    product_id: strawberry.ID
+    requested: int
+    available: int
+
+
+@strawberry.type
+class InvalidTransitionError(Error):
+    from_: str = strawberry.field(name="from")
+    to: str
+
+
+@strawberry.type
+class NotAuthorizedError(Error):
+    pass
+
+
+CommandError = (
+    ValidationError
+    | NotFoundError
+    | ConflictError
+    | OutOfStockError
+    | InvalidTransitionError
+    | NotAuthorizedError
+)
 
 
 def typed_error(error: DomainError) -> CommandError:
@@ -62,12 +95,24 @@ def typed_error(error: DomainError) -> CommandError:
             fields=[FieldError(path=list(i.path), message=i.message) for i in error.issues],
         )
     if isinstance(error, NotFound):
-        global_id = str(GlobalID(error.kind, error.entity_id))
-        return NotFoundError(message=error.message, id=strawberry.ID(global_id))
+        return NotFoundError(
+            message=error.message, id=strawberry.ID(global_id(error.kind, error.entity_id))
+        )
     if isinstance(error, VersionConflict):
         return ConflictError(
             message=error.message, expected_version=error.expected, actual_version=error.actual
         )
+    if isinstance(error, OutOfStock):
+        return OutOfStockError(
+            message=error.message,
+            product_id=strawberry.ID(global_id("Product", error.product_id)),
+            requested=error.requested,
+            available=error.available,
+        )
+    if isinstance(error, InvalidTransition):
+        return InvalidTransitionError(message=error.message, from_=error.current, to=error.wanted)
+    if isinstance(error, NotAuthorized):
+        return NotAuthorizedError(message=error.message)
     raise TypeError(f"no GraphQL type for {type(error).__name__}") from error
 
 
@@ -96,6 +141,15 @@ async def ask(info: Info, query: Request[T]) -> T:
     except ValidationFailed as error:
         fields = [{"path": list(i.path), "message": i.message} for i in error.issues]
         raise UserInputError(error.message, fields=fields) from None
+    except NotAuthorized as error:
+        raise access_error(error) from None
+
+
+def access_error(error: NotAuthorized) -> GraphQLError:
+    """UNAUTHENTICATED when signing in could help, FORBIDDEN when it could not."""
+    return GraphQLError(
+        error.message, extensions={"code": "FORBIDDEN" if error.signed_in else "UNAUTHENTICATED"}
+    )
 
 
 def is_fault(error: GraphQLError) -> bool:

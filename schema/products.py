@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -28,23 +29,16 @@ from handlers.written import Written
 from schema.context import Info
 from schema.errors import (
     CommandError,
-    ConflictError,
-    NotFoundError,
     UserInputError,
-    ValidationError,
     ask,
     run_command,
     typed_error,
 )
+from schema.ids import local_id
+from schema.money import Money
 from schema.pagination import Edge, PageInfo, page_info
 
 PRODUCT = ProductAggregate.kind
-
-
-@strawberry.type
-class Money:
-    amount: Decimal
-    currency: str
 
 
 @strawberry.type
@@ -93,15 +87,12 @@ class ProductConnection:
     total_count: int
 
 
-def product_id(global_id: relay.GlobalID) -> str:
-    """The product id inside a global id; another type's id names no product."""
-    if global_id.type_name != PRODUCT:
-        raise NotFound(PRODUCT, global_id.node_id)
-    return global_id.node_id
+def product_id(product: relay.GlobalID) -> str:
+    return local_id(product, PRODUCT)
 
 
 async def _present(info: Info, written: Written) -> Product:
-    info.context.loaders.forget_product(written.entity_id)
+    info.context.loaders.forget(written.entity_id)
     view = await info.context.loaders.products.load(written.entity_id)
     if view is None:  # pragma: no cover - the pipeline waited for the read model
         raise RuntimeError(f"product {written.entity_id} is missing from the catalog")
@@ -195,18 +186,17 @@ class DeleteProductSuccess:
     deleted_id: strawberry.ID
 
 
-_Errors = ValidationError | NotFoundError | ConflictError
 CreateProductResult = Annotated[
-    CreateProductSuccess | _Errors, strawberry.union("CreateProductResult")
+    CreateProductSuccess | CommandError, strawberry.union("CreateProductResult")
 ]
 UpdateProductResult = Annotated[
-    UpdateProductSuccess | _Errors, strawberry.union("UpdateProductResult")
+    UpdateProductSuccess | CommandError, strawberry.union("UpdateProductResult")
 ]
 RestockProductResult = Annotated[
-    RestockProductSuccess | _Errors, strawberry.union("RestockProductResult")
+    RestockProductSuccess | CommandError, strawberry.union("RestockProductResult")
 ]
 DeleteProductResult = Annotated[
-    DeleteProductSuccess | _Errors, strawberry.union("DeleteProductResult")
+    DeleteProductSuccess | CommandError, strawberry.union("DeleteProductResult")
 ]
 
 
@@ -273,7 +263,7 @@ class ProductMutations:
             return typed_error(error)
 
         async def success(written: Written) -> DeleteProductSuccess:
-            info.context.loaders.forget_product(written.entity_id)
+            info.context.loaders.forget(written.entity_id)
             return DeleteProductSuccess(deleted_id=strawberry.ID(str(input.id)))
 
         return await run_command(info, command, success)
@@ -290,10 +280,13 @@ class ProductEvent:
     product: Product
 
 
+_POSITION = re.compile(r"[0-9]{1,18}")
+
+
 def parse_position(after: str | None) -> int | None:
     if after is None:
         return None
-    if not after.isdigit() or len(after) > 18:
+    if not _POSITION.fullmatch(after):
         raise UserInputError(f"after must be a position from an earlier event, not {after!r}")
     return int(after)
 
@@ -319,6 +312,3 @@ class ProductSubscriptions:
                 type=change.type,
                 product=Product.from_view(change.product),
             )
-
-
-__all__ = ["CommandError", "ProductMutations", "ProductQueries", "ProductSubscriptions"]

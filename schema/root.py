@@ -12,12 +12,14 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
+from schema.customers import CustomerMutations, CustomerQueries
 from schema.errors import ErrorPolicy, LoggedSchema
+from schema.orders import OrderMutations, OrderQueries
 from schema.products import ProductMutations, ProductQueries, ProductSubscriptions
 
 
 @strawberry.type
-class Mutation(ProductMutations):
+class Mutation(ProductMutations, CustomerMutations, OrderMutations):
     pass
 
 
@@ -32,7 +34,7 @@ def build_schema(
     # A new Query class each time: Strawberry binds relay's `node` field to the schema
     # that converts it first, and tests build several schemas in one process.
     @strawberry.type
-    class Query(ProductQueries):
+    class Query(ProductQueries, CustomerQueries, OrderQueries):
         node: relay.Node | None = relay.node(description="Any object by its global id.")
 
     return LoggedSchema(

@@ -5,16 +5,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from orderdesk.settings import Settings
 from tests.databases import sqlite_url
-from tests.graphql_client import GraphQLClient
+from tests.graphql_client import TEST_SECRET, GraphQLClient
 from tests.served import Served, serve
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(database_url=sqlite_url(tmp_path), poll_interval=0.2)
+    return Settings(
+        database_url=sqlite_url(tmp_path),
+        poll_interval=0.2,
+        jwt_secret=SecretStr(TEST_SECRET),
+    )
 
 
 @pytest.fixture

@@ -8,16 +8,32 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from handlers.access import Identity, Role
+from orderdesk.tokens import Tokens
 from persistence.tables import event_log
 from tests.served import Served
 
 JSON = dict[str, Any]
+TEST_SECRET = "test-secret-for-the-test-suite-only-0123456789"
+TOKENS = Tokens(TEST_SECRET)
+STAFF_TOKEN = TOKENS.issue(Identity("staff-1", Role.STAFF))
 
 
 class GraphQLClient:
-    def __init__(self, http: httpx.AsyncClient, served: Served) -> None:
+    """Speaks as staff unless made `as_customer(token)` or `anonymous()`."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, served: Served, token: str | None = STAFF_TOKEN
+    ) -> None:
         self.http = http
         self.served = served
+        self.token = token
+
+    def as_customer(self, token: str) -> GraphQLClient:
+        return GraphQLClient(self.http, self.served, token)
+
+    def anonymous(self) -> GraphQLClient:
+        return GraphQLClient(self.http, self.served, None)
 
     async def post(
         self, query: str, variables: JSON | None = None, *, headers: dict[str, str] | None = None
@@ -25,7 +41,10 @@ class GraphQLClient:
         body: JSON = {"query": query}
         if variables is not None:
             body["variables"] = variables
-        return await self.http.post(self.served.http_url, json=body, headers=headers)
+        sent = dict(headers or {})
+        if self.token is not None:
+            sent.setdefault("Authorization", f"Bearer {self.token}")
+        return await self.http.post(self.served.http_url, json=body, headers=sent)
 
     async def execute(self, query: str, variables: JSON | None = None) -> JSON:
         """Run an operation that must succeed without GraphQL errors; return its data."""

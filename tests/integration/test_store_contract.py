@@ -9,10 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from domain.errors import VersionConflict
 from domain.products import Product, ProductCreated, ProductRestocked
+from handlers.access import Identity, Role
 from handlers.products import CreateProduct, GetProducts, RestockProduct
 from mediator import Context
 from orderdesk.bootstrap import Services, bootstrap, utc_now
@@ -21,12 +23,14 @@ from persistence.event_log import StoredEvent
 from persistence.tables import event_log, product_catalog, products
 from persistence.unit_of_work import SqlUnitOfWork
 from tests.databases import postgres_database_url, sqlite_url
+from tests.graphql_client import TEST_SECRET
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
     async def run(url: str) -> AsyncIterator[Services]:
-        started = bootstrap(Settings(database_url=url, poll_interval=0.2))
+        settings = Settings(database_url=url, poll_interval=0.2, jwt_secret=SecretStr(TEST_SECRET))
+        started = bootstrap(settings)
         await started.start()
         try:
             yield started
@@ -52,6 +56,10 @@ async def count(services: Services, table: object) -> int:
         return int(await connection.scalar(select(func.count()).select_from(table)) or 0)  # type: ignore[arg-type]
 
 
+def staff(correlation_id: str | None = None) -> Context:
+    return Context(correlation_id=correlation_id, identity=Identity("staff", Role.STAFF))
+
+
 def unit_of_work(services: Services) -> SqlUnitOfWork:
     return SqlUnitOfWork(
         services.write_engine,
@@ -65,9 +73,9 @@ def unit_of_work(services: Services) -> SqlUnitOfWork:
 async def test_commit_stores_the_row_and_its_events_together(services: Services) -> None:
     written = await services.mediator.send(
         CreateProduct(sku="A", name="Anvil", price=Decimal("1.5"), stock=2),
-        Context(correlation_id="c1"),
+        staff(correlation_id="c1"),
     )
-    await services.mediator.send(RestockProduct(written.entity_id, 3))
+    await services.mediator.send(RestockProduct(written.entity_id, 3), staff())
     events = await log_of(services)
     assert [e.event for e in events] == [
         ProductCreated(written.entity_id, "A", "Anvil", "", Decimal("1.50"), "USD", 2),
@@ -105,7 +113,7 @@ async def test_leaving_without_commit_stores_nothing(services: Services) -> None
 
 
 async def test_a_failing_append_rolls_back_the_row(services: Services) -> None:
-    await services.mediator.send(CreateProduct(sku="A", name="A", price=Decimal(1)))
+    await services.mediator.send(CreateProduct(sku="A", name="A", price=Decimal(1)), staff())
     async with unit_of_work(services) as work:
         product = Product.create(
             "p2", sku="B", name="B", description="", price=Decimal(1), currency="USD", stock=1
@@ -120,32 +128,40 @@ async def test_a_failing_append_rolls_back_the_row(services: Services) -> None:
 
 
 async def test_concurrent_changes_lose_no_update(services: Services) -> None:
-    written = await services.mediator.send(CreateProduct(sku="A", name="A", price=Decimal(1)))
+    written = await services.mediator.send(
+        CreateProduct(sku="A", name="A", price=Decimal(1)), staff()
+    )
     await asyncio.gather(
-        *(services.mediator.send(RestockProduct(written.entity_id, 1)) for _ in range(20))
+        *(services.mediator.send(RestockProduct(written.entity_id, 1), staff()) for _ in range(20))
     )
     events = await log_of(services)
     assert [e.stream_version for e in events] == list(range(1, 22))
     assert [e.event.stock for e in events[1:]] == list(range(1, 21))  # type: ignore[attr-defined]
-    views = await services.mediator.send(GetProducts((written.entity_id,)))
+    views = await services.mediator.send(GetProducts((written.entity_id,)), staff())
     assert (views[written.entity_id].stock, views[written.entity_id].version) == (20, 21)
 
 
 async def test_a_stale_expected_version_is_refused(services: Services) -> None:
-    written = await services.mediator.send(CreateProduct(sku="A", name="A", price=Decimal(1)))
-    await services.mediator.send(RestockProduct(written.entity_id, 1, expected_version=1))
+    written = await services.mediator.send(
+        CreateProduct(sku="A", name="A", price=Decimal(1)), staff()
+    )
+    await services.mediator.send(RestockProduct(written.entity_id, 1, expected_version=1), staff())
     with pytest.raises(VersionConflict):
-        await services.mediator.send(RestockProduct(written.entity_id, 1, expected_version=1))
+        await services.mediator.send(
+            RestockProduct(written.entity_id, 1, expected_version=1), staff()
+        )
     assert await count(services, event_log) == 2
 
 
 async def test_the_projector_applies_each_event_once(services: Services) -> None:
-    written = await services.mediator.send(CreateProduct(sku="A", name="A", price=Decimal(1)))
-    await services.mediator.send(RestockProduct(written.entity_id, 4))
+    written = await services.mediator.send(
+        CreateProduct(sku="A", name="A", price=Decimal(1)), staff()
+    )
+    await services.mediator.send(RestockProduct(written.entity_id, 4), staff())
     await services.projector.catch_up()
     await services.projector.catch_up()
     async with services.read_engine.connect() as connection:
         row = (await connection.execute(select(product_catalog))).one()
     assert (row.stock, row.version) == (4, 2)
     assert services.projector.position == (await log_of(services))[-1].position
-    assert [s.parked_error for s in services.projector.status()] == [None]
+    assert {s.parked_error for s in services.projector.status()} == {None}

@@ -1,0 +1,74 @@
+"""The idempotency behavior: a command retried with the same key and input returns the first
+result and changes nothing; the same key with other input is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.errors import FieldIssue, ValidationFailed
+from handlers.access import identity_of
+from handlers.written import Written
+from mediator import Context, ContextKey, Next
+from persistence.idempotency import IdempotencyClaim, KeyAlreadyUsed, StoredOutcome, find_outcome
+
+CLAIM = ContextKey[IdempotencyClaim | None]("idempotency claim")
+"""Read by the unit of work, which stores the key with the write."""
+
+
+def fingerprint(message: object) -> str:
+    """A digest of what was asked, key aside: the same request always digests alike."""
+    fields = dataclasses.asdict(message)  # type: ignore[call-overload]
+    fields.pop("idempotency_key", None)
+    canonical = TypeAdapter(dict[str, Any]).dump_json(fields)
+    return hashlib.sha256(type(message).__name__.encode() + b"\0" + canonical).hexdigest()
+
+
+def _replay(outcome: StoredOutcome, claim: IdempotencyClaim) -> Written:
+    if outcome.fingerprint != claim.fingerprint:
+        raise ValidationFailed(
+            [FieldIssue(("idempotencyKey",), "was already used for a different request")]
+        )
+    return Written(outcome.entity_id, outcome.version, outcome.position)
+
+
+def idempotent(
+    engine: AsyncEngine, creates: Mapping[type, str]
+) -> Callable[[object, Next[object], Context], Any]:
+    """For the command types in `creates` (each mapped to the kind of entity it creates)."""
+
+    async def find(claim: IdempotencyClaim) -> StoredOutcome | None:
+        async with engine.connect() as connection:
+            return await find_outcome(connection, claim.scope, claim.key)
+
+    async def deduplicate(message: object, call_next: Next[object], ctx: Context) -> object:
+        kind = creates.get(type(message))
+        key = getattr(message, "idempotency_key", None)
+        if kind is None or key is None:
+            return await call_next()
+        caller = identity_of(ctx)
+        claim = IdempotencyClaim(
+            scope=f"{type(message).__name__}:{caller.subject if caller else 'anonymous'}",
+            key=key,
+            fingerprint=fingerprint(message),
+            kind=kind,
+        )
+        if (outcome := await find(claim)) is not None:
+            return _replay(outcome, claim)
+        ctx.set(CLAIM, claim)
+        try:
+            return await call_next()
+        except KeyAlreadyUsed:
+            # A concurrent retry stored the key first; its outcome is ours.
+            outcome = await find(claim)
+            assert outcome is not None
+            return _replay(outcome, claim)
+        finally:
+            ctx.set(CLAIM, None)
+
+    return deduplicate

@@ -1,0 +1,303 @@
+"""Orders in GraphQL: types, `order`, and the mutations that place and move orders."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Annotated, Self
+
+import strawberry
+from strawberry import relay
+
+from domain.errors import DomainError, FieldIssue, ValidationFailed
+from domain.orders import Order as OrderAggregate
+from domain.orders import OrderStatus as DomainOrderStatus
+from handlers.access import NotAuthorized, identity_of
+from handlers.orders import (
+    AddressRequest,
+    CancelOrder,
+    ConfirmOrder,
+    DeliverOrder,
+    LineRequest,
+    OrderLineView,
+    OrderView,
+    PlaceOrder,
+    ShipOrder,
+)
+from handlers.written import Written
+from mediator import Command
+from schema.context import Info
+from schema.customers import CUSTOMER, Customer, load_customer
+from schema.errors import CommandError, run_command, typed_error
+from schema.ids import local_id
+from schema.money import Address, Money
+from schema.products import PRODUCT, Product
+
+ORDER = OrderAggregate.kind
+
+OrderStatus = strawberry.enum(DomainOrderStatus, name="OrderStatus")
+
+
+@strawberry.type
+class OrderLine:
+    product_name: str = strawberry.field(description="The name when the order was placed.")
+    unit_price: Money = strawberry.field(description="The price when the order was placed.")
+    quantity: int
+    line_total: Money
+    product_id: strawberry.Private[str]
+
+    @strawberry.field(description="The product as it is now; null once it is deleted.")
+    async def product(self, info: Info) -> Product | None:
+        view = await info.context.loaders.products.load(self.product_id)
+        return Product.from_view(view) if view is not None and not view.deleted else None
+
+    @classmethod
+    def from_view(cls, view: OrderLineView) -> Self:
+        return cls(
+            product_name=view.product_name,
+            unit_price=Money(amount=view.unit_price, currency=view.currency),
+            quantity=view.quantity,
+            line_total=Money(amount=view.line_total, currency=view.currency),
+            product_id=view.product_id,
+        )
+
+
+@strawberry.type
+class Order(relay.Node):
+    id: relay.NodeID[str]
+    status: OrderStatus  # type: ignore[valid-type]
+    line_count: int
+    total: Money
+    shipping_address: Address
+    special_instructions: str
+    placed_at: datetime
+    updated_at: datetime
+    version: int = strawberry.field(
+        description="Increases with every change; pass it as expectedVersion to change safely."
+    )
+    customer_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        return await load_customer(info.context.loaders, self.customer_id)
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[OrderLine]:
+        views = await info.context.loaders.order_lines.load(self.id)
+        return [OrderLine.from_view(view) for view in views]
+
+    @classmethod
+    def from_view(cls, view: OrderView) -> Self:
+        address = view.shipping_address
+        return cls(
+            id=view.id,
+            status=view.status,
+            line_count=view.line_count,
+            total=Money(amount=view.total, currency=view.currency),
+            shipping_address=Address(
+                street=address.street,
+                city=address.city,
+                state=address.state,
+                postal_code=address.postal_code,
+                country=address.country,
+            ),
+            special_instructions=view.special_instructions,
+            placed_at=view.placed_at,
+            updated_at=view.updated_at,
+            version=view.version,
+            customer_id=view.customer_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        views = await info.context.loaders.orders.load_many(list(node_ids))
+        return [cls.from_view(v) if v is not None else None for v in views]
+
+
+@strawberry.type
+class OrderQueries:
+    @strawberry.field(description="An order by id; another customer's order reads as null.")
+    async def order(self, info: Info, id: relay.GlobalID) -> Order | None:
+        if id.type_name != ORDER:
+            return None
+        view = await info.context.loaders.orders.load(id.node_id)
+        return Order.from_view(view) if view is not None else None
+
+
+@strawberry.input
+class OrderLineInput:
+    product_id: relay.GlobalID
+    quantity: int
+
+
+@strawberry.input
+class AddressInput:
+    street: str
+    city: str
+    postal_code: str
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2, such as US or DE.")
+    state: str = ""
+
+
+@strawberry.input
+class PlaceOrderInput:
+    lines: list[OrderLineInput]
+    shipping_address: AddressInput
+    special_instructions: str = ""
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retrying with the same key and input returns the first order."
+    )
+    customer_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Staff only: the customer to place the order for."
+    )
+
+
+@strawberry.input
+class ChangeOrderInput:
+    id: relay.GlobalID
+    expected_version: int | None = None
+
+
+@strawberry.input
+class CancelOrderInput:
+    id: relay.GlobalID
+    reason: str = ""
+    expected_version: int | None = None
+
+
+@strawberry.type
+class PlaceOrderSuccess:
+    order: Order
+
+
+@strawberry.type
+class ConfirmOrderSuccess:
+    order: Order
+
+
+@strawberry.type
+class ShipOrderSuccess:
+    order: Order
+
+
+@strawberry.type
+class DeliverOrderSuccess:
+    order: Order
+
+
+@strawberry.type
+class CancelOrderSuccess:
+    order: Order
+
+
+PlaceOrderResult = Annotated[PlaceOrderSuccess | CommandError, strawberry.union("PlaceOrderResult")]
+ConfirmOrderResult = Annotated[
+    ConfirmOrderSuccess | CommandError, strawberry.union("ConfirmOrderResult")
+]
+ShipOrderResult = Annotated[ShipOrderSuccess | CommandError, strawberry.union("ShipOrderResult")]
+DeliverOrderResult = Annotated[
+    DeliverOrderSuccess | CommandError, strawberry.union("DeliverOrderResult")
+]
+CancelOrderResult = Annotated[
+    CancelOrderSuccess | CommandError, strawberry.union("CancelOrderResult")
+]
+
+
+async def present_order(info: Info, written: Written) -> Order:
+    info.context.loaders.forget(written.entity_id)
+    view = await info.context.loaders.orders.load(written.entity_id)
+    if view is None:  # pragma: no cover - the pipeline waited for the read model
+        raise RuntimeError(f"order {written.entity_id} is missing from the read model")
+    return Order.from_view(view)
+
+
+def _place_order(info: Info, data: PlaceOrderInput) -> PlaceOrder:
+    caller = identity_of(info.context.ctx)
+    if data.customer_id is not None:
+        customer_id = local_id(data.customer_id, CUSTOMER)
+    elif caller is not None and caller.customer_id is not None:
+        customer_id = caller.customer_id
+    elif caller is None:
+        raise NotAuthorized("Sign in to place an order", signed_in=False)
+    else:
+        raise ValidationFailed([FieldIssue(("customerId",), "staff must name the customer")])
+    wrong_kind = [
+        FieldIssue(("lines", str(i), "productId"), "is not a product id")
+        for i, line in enumerate(data.lines)
+        if line.product_id.type_name != PRODUCT
+    ]
+    if wrong_kind:
+        raise ValidationFailed(wrong_kind)
+    address = data.shipping_address
+    return PlaceOrder(
+        customer_id=customer_id,
+        lines=tuple(LineRequest(line.product_id.node_id, line.quantity) for line in data.lines),
+        shipping_address=AddressRequest(
+            street=address.street,
+            city=address.city,
+            postal_code=address.postal_code,
+            country=address.country,
+            state=address.state,
+        ),
+        special_instructions=data.special_instructions,
+        idempotency_key=data.idempotency_key,
+    )
+
+
+async def _order_command(
+    info: Info,
+    build: Callable[[], Command[Written]],
+    wrap: Callable[[Order], Awaitable[object] | object],
+) -> object:
+    try:
+        command = build()
+    except DomainError as error:
+        return typed_error(error)
+
+    async def success(written: Written) -> object:
+        return wrap(await present_order(info, written))
+
+    return await run_command(info, command, success)
+
+
+@strawberry.type
+class OrderMutations:
+    @strawberry.mutation
+    async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderResult:
+        return await _order_command(  # type: ignore[return-value]
+            info, lambda: _place_order(info, input), lambda order: PlaceOrderSuccess(order=order)
+        )
+
+    @strawberry.mutation
+    async def confirm_order(self, info: Info, input: ChangeOrderInput) -> ConfirmOrderResult:
+        return await _order_command(  # type: ignore[return-value]
+            info,
+            lambda: ConfirmOrder(local_id(input.id, ORDER), input.expected_version),
+            lambda order: ConfirmOrderSuccess(order=order),
+        )
+
+    @strawberry.mutation
+    async def ship_order(self, info: Info, input: ChangeOrderInput) -> ShipOrderResult:
+        return await _order_command(  # type: ignore[return-value]
+            info,
+            lambda: ShipOrder(local_id(input.id, ORDER), input.expected_version),
+            lambda order: ShipOrderSuccess(order=order),
+        )
+
+    @strawberry.mutation
+    async def deliver_order(self, info: Info, input: ChangeOrderInput) -> DeliverOrderResult:
+        return await _order_command(  # type: ignore[return-value]
+            info,
+            lambda: DeliverOrder(local_id(input.id, ORDER), input.expected_version),
+            lambda order: DeliverOrderSuccess(order=order),
+        )
+
+    @strawberry.mutation
+    async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderResult:
+        return await _order_command(  # type: ignore[return-value]
+            info,
+            lambda: CancelOrder(local_id(input.id, ORDER), input.reason, input.expected_version),
+            lambda order: CancelOrderSuccess(order=order),
+        )
