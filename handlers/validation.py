@@ -37,10 +37,24 @@ def check(message: object) -> None:
     try:
         _adapter(type(message)).validate_python(dataclasses.asdict(message))
     except PydanticValidationError as error:
-        raise ValidationFailed(
+        issues = [
             FieldIssue(tuple(_camel(part) for part in issue["loc"]), issue["msg"])
             for issue in error.errors()
-        ) from None
+        ]
+        raise ValidationFailed(_most_specific(issues)) from None
+
+
+def _most_specific(issues: list[FieldIssue]) -> list[FieldIssue]:
+    """Drop an issue whose field has issues inside it: when items fail, pydantic also says
+    the list is too short, which only repeats them."""
+    return [
+        issue
+        for issue in issues
+        if not any(
+            len(other.path) > len(issue.path) and other.path[: len(issue.path)] == issue.path
+            for other in issues
+        )
+    ]
 
 
 async def validate_command(message: object, call_next: Next[object], ctx: Context) -> object:
