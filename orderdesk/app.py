@@ -11,11 +11,14 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from orderdesk.bootstrap import Services, bootstrap
+from orderdesk.graphiql import ASSETS, ASSETS_PATH
 from orderdesk.graphql_view import GraphQLView
 from orderdesk.settings import Settings
+from orderdesk.websocket_protocols import SocketLimits
 from schema.root import build_schema
 
 logger = logging.getLogger("orderdesk")
@@ -33,10 +36,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema,
         graphql_ide="graphiql" if settings.graphiql else None,
         max_body_bytes=settings.max_body_bytes,
-        connection_init_wait_timeout=timedelta(seconds=10),
+        socket_limits=SocketLimits(
+            init_timeout=settings.ws_init_timeout,
+            ping_interval=settings.ws_ping_interval,
+            pong_timeout=settings.ws_pong_timeout,
+            send_timeout=settings.ws_send_timeout,
+        ),
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         keep_alive=True,
-        keep_alive_interval=15,
+        keep_alive_interval=settings.ws_ping_interval,
     )
 
     @asynccontextmanager
@@ -72,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/graphql", view),
             WebSocketRoute("/graphql", view),
+            Mount(ASSETS_PATH, StaticFiles(directory=ASSETS), name="graphiql"),
             Route("/health/live", live),
             Route("/health/ready", ready),
         ],

@@ -11,7 +11,7 @@ from typing import Any
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -22,7 +22,15 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from mediator import Context
 from orderdesk.bootstrap import Services
+from orderdesk.graphiql import PAGE as GRAPHIQL_PAGE
 from orderdesk.tokens import InvalidToken
+from orderdesk.websocket_protocols import (
+    ABORT,
+    GraphQLTransportWSHandler,
+    GraphQLWSHandler,
+    SocketLimits,
+    find_transport_abort,
+)
 from schema.context import Loaders, RequestContext
 from schema.errors import finish_errors
 
@@ -50,9 +58,15 @@ class _BodyTooLarge(Exception):
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
-    def __init__(self, *args: Any, max_body_bytes: int, **kwargs: Any) -> None:
+    graphql_transport_ws_handler_class = GraphQLTransportWSHandler
+    graphql_ws_handler_class = GraphQLWSHandler
+
+    def __init__(
+        self, *args: Any, max_body_bytes: int, socket_limits: SocketLimits, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
+        self.socket_limits = socket_limits
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
         services: Services = request.app.state.services
@@ -90,6 +104,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
         acknowledged: UnsetType = UNSET
         return acknowledged
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(GRAPHIQL_PAGE)
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
@@ -102,6 +119,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                scope[ABORT] = find_transport_abort(send)
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive=self._limited(scope, receive))

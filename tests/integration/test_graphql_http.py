@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.graphql_client import GraphQLClient
@@ -96,10 +98,17 @@ async def test_request_ids_are_echoed_or_made(client: GraphQLClient) -> None:
     assert unsafe.headers["x-request-id"] != "a b\tc"
 
 
-async def test_graphiql_is_served_to_browsers(client: GraphQLClient) -> None:
+async def test_graphiql_is_served_with_its_assets_and_no_cdn(client: GraphQLClient) -> None:
     page = await client.http.get(client.served.http_url, headers={"Accept": "text/html"})
     assert page.status_code == 200
-    assert "graphiql" in page.text.lower()
+    scripts = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(scripts) == 5
+    base = client.served.http_url.removesuffix("/graphql")
+    for asset in scripts:
+        assert asset.startswith("/graphiql/static/"), asset
+        response = await client.http.get(base + asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 5_000
 
 
 async def test_health_endpoints(client: GraphQLClient) -> None:
