@@ -11,12 +11,13 @@ from functools import partial
 from typing import Annotated
 
 from pydantic import EmailStr, Field
-from sqlalchemy import Row, case, insert, select, update
+from sqlalchemy import ColumnElement, Row, and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.customers import CUSTOMER_EVENTS, Customer, CustomerRegistered
 from domain.orders import OrderCancelled, OrderPlaced
-from handlers.access import Identity, Policy, anyone, identity_of
+from handlers.access import Identity, Policy, anyone, identity_of, staff
+from handlers.paging import DEFAULT_PAGE_SIZE, Slice, check_page_size, decode_cursor, encode_cursor
 from handlers.transaction import unit_of_work
 from handlers.written import Written
 from mediator import Command, Context, Query, Registry
@@ -108,6 +109,70 @@ async def get_customers(
         return await load_customer_views(connection, visible)
 
 
+# ---------------------------------------------------------------- queries: lists
+#
+# Staff only: a customer reads itself through `me` or `customer(id)`. Keyset pages in
+# (name, id) order, served by ix_customer_summaries_name_id; the total is counted apart.
+
+
+@dataclass(frozen=True, slots=True)
+class ListCustomers(Query[Slice[CustomerView]]):
+    """A page of customers by name; `search` matches name or email, case-insensitively."""
+
+    first: int = DEFAULT_PAGE_SIZE
+    after: str | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CountCustomers(Query[int]):
+    """How many customers a ListCustomers with this search walks through."""
+
+    search: str | None = None
+
+
+_CUSTOMERS_CURSOR = "customers.NAME"
+
+
+def _customer_search(search: str | None) -> list[ColumnElement[bool]]:
+    if not (search and search.strip()):
+        return []
+    escaped = search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return [customer_summaries.c.search_text.like(f"%{escaped}%", escape="\\")]
+
+
+async def list_customers(
+    query: ListCustomers, ctx: Context, *, read_engine: AsyncEngine
+) -> Slice[CustomerView]:
+    check_page_size(query.first)
+    c = customer_summaries.c
+    conditions = _customer_search(query.search)
+    if query.after is not None:
+        name, key = decode_cursor(query.after, _CUSTOMERS_CURSOR, (str, str))
+        conditions.append(or_(c.name > name, and_(c.name == name, c.id > key)))
+    statement = (
+        select(customer_summaries).where(*conditions).order_by(c.name, c.id).limit(query.first + 1)
+    )
+    async with read_engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    items = [
+        (encode_cursor(_CUSTOMERS_CURSOR, [row.name, row.id]), customer_view(row)) for row in rows
+    ]
+    return Slice(
+        items=items[: query.first],
+        has_next_page=len(items) > query.first,
+        has_previous_page=query.after is not None,
+    )
+
+
+async def count_customers(query: CountCustomers, ctx: Context, *, read_engine: AsyncEngine) -> int:
+    statement = (
+        select(func.count()).select_from(customer_summaries).where(*_customer_search(query.search))
+    )
+    async with read_engine.connect() as connection:
+        return int((await connection.execute(statement)).scalar_one())
+
+
 # ---------------------------------------------------------------- read model
 
 
@@ -150,7 +215,9 @@ async def project_customer_summaries(connection: AsyncConnection, stored: Stored
         )
 
 
-CUSTOMER_SUMMARIES = Projection("customer_summaries", project_customer_summaries)
+CUSTOMER_SUMMARIES = Projection(
+    "customer_summaries", project_customer_summaries, (customer_summaries,)
+)
 
 
 # ---------------------------------------------------------------- wiring
@@ -161,7 +228,14 @@ def new_customer_id() -> str:
 
 
 EVENT_TYPES = CUSTOMER_EVENTS
-POLICIES: dict[type, Policy] = {RegisterCustomer: anyone, GetCustomers: anyone}
+POLICIES: dict[type, Policy] = {
+    RegisterCustomer: anyone,
+    GetCustomers: anyone,
+    # Others are refused with a GraphQL error (UNAUTHENTICATED or FORBIDDEN), not shown an
+    # empty list: an empty list would read as "there are no customers".
+    ListCustomers: staff,
+    CountCustomers: staff,
+}
 IDEMPOTENT: dict[type, str] = {RegisterCustomer: Customer.kind}
 
 
@@ -170,3 +244,5 @@ def register(
 ) -> None:
     registry.handle(RegisterCustomer, partial(register_customer, new_id=new_id))
     registry.handle(GetCustomers, partial(get_customers, read_engine=read_engine))
+    registry.handle(ListCustomers, partial(list_customers, read_engine=read_engine))
+    registry.handle(CountCustomers, partial(count_customers, read_engine=read_engine))

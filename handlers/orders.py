@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -11,7 +12,7 @@ from functools import partial
 from typing import Annotated
 
 from pydantic import Field
-from sqlalchemy import ColumnElement, Row, insert, select, true, update
+from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.customers import Customer
@@ -31,12 +32,31 @@ from domain.orders import (
     OrderStatus,
     Wanted,
 )
-from handlers.access import Identity, Policy, anyone, identity_of, signed_in, staff
-from handlers.customers import IdempotencyKey
+from handlers.access import (
+    Identity,
+    NotAuthorized,
+    Policy,
+    anyone,
+    identity_of,
+    signed_in,
+    staff,
+)
+from handlers.customers import CustomerView, IdempotencyKey, load_customer_views
+from handlers.paging import (
+    DEFAULT_PAGE_SIZE,
+    CursorKey,
+    Page,
+    Slice,
+    check_page_size,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+)
 from handlers.transaction import unit_of_work
 from handlers.written import Written
-from mediator import Command, Context, Query, Registry
+from mediator import Command, Context, Query, Registry, StreamRequest
 from persistence.event_log import StoredEvent
+from persistence.event_tail import EventTail, TailEvent, ViewLoader
 from persistence.projector import Projection
 from persistence.tables import order_lines, order_summaries
 from persistence.unit_of_work import UnitOfWork
@@ -285,6 +305,212 @@ async def get_order_lines(
     return lines
 
 
+# ---------------------------------------------------------------- queries: lists
+#
+# Keyset pages only: a cursor holds the sort key of the last row seen, and the next page is
+# the rows strictly after it in a total order (ties broken by a unique column). An order
+# placed while a client walks the pages never pushes an existing row across a page
+# boundary, so every row that existed when the walk began is seen exactly once. Every
+# filter and sort is served by an index (persistence/tables.py), so a page costs the same
+# however many orders there are; the total is counted apart, only when asked for.
+
+
+class OrderSort(enum.Enum):
+    NEWEST = "NEWEST"
+    OLDEST = "OLDEST"
+    TOTAL_DESC = "TOTAL_DESC"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """Which orders a list shows, of those the caller may see."""
+
+    customer_id: str | None = None
+    status: OrderStatus | None = None
+    placed_after: datetime | None = None
+    """Inclusive."""
+    placed_before: datetime | None = None
+    """Exclusive, so that consecutive ranges split the orders without overlap."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListOrders(Query[Slice[OrderView]]):
+    """A page of the orders the caller may see: staff all, a customer its own."""
+
+    first: int = DEFAULT_PAGE_SIZE
+    after: str | None = None
+    filter: OrderFilter = OrderFilter()
+    sort: OrderSort = OrderSort.NEWEST
+
+
+@dataclass(frozen=True, slots=True)
+class CountOrders(Query[int]):
+    """How many orders a ListOrders with this filter walks through, all pages together."""
+
+    filter: OrderFilter = OrderFilter()
+
+
+@dataclass(frozen=True, slots=True)
+class FirstOrderPages(Query[dict[str, Page[OrderView]]]):
+    """The first page of each customer's orders, with its total, in one SQL statement.
+
+    What the `Customer.orders` DataLoader asks for a page of customers at once; the pages
+    after it are ListOrders with a customer_id, whose cursors these match.
+    """
+
+    customer_ids: tuple[str, ...]
+    first: int = DEFAULT_PAGE_SIZE
+    status: OrderStatus | None = None
+    sort: OrderSort = OrderSort.NEWEST
+
+
+_SUMMARY = order_summaries.c
+_ORDER_BY = {
+    OrderSort.NEWEST: (_SUMMARY.placed_position.desc(),),
+    OrderSort.OLDEST: (_SUMMARY.placed_position.asc(),),
+    # Both descending, so the (total, id) indexes serve it read backwards.
+    OrderSort.TOTAL_DESC: (_SUMMARY.total.desc(), _SUMMARY.id.desc()),
+}
+# Larger than any order total; a cursor naming more is not one of ours.
+_MAX_TOTAL = Decimal(10) ** 14
+
+
+def _cursor_name(sort: OrderSort) -> str:
+    return f"orders.{sort.value}"
+
+
+def _order_cursor(sort: OrderSort, row: Row[tuple[object, ...]]) -> str:
+    c = row._mapping
+    by_total: CursorKey = [str(c["total"]), c["id"]]
+    by_position: CursorKey = [c["placed_position"]]
+    return encode_cursor(
+        _cursor_name(sort), by_total if sort is OrderSort.TOTAL_DESC else by_position
+    )
+
+
+def _order_keyset(sort: OrderSort, after: str) -> ColumnElement[bool]:
+    """Rows strictly after the cursor's row in `sort` order."""
+    if sort is not OrderSort.TOTAL_DESC:
+        (position,) = decode_cursor(after, _cursor_name(sort), (int,))
+        if sort is OrderSort.NEWEST:
+            return _SUMMARY.placed_position < position
+        return _SUMMARY.placed_position > position
+    total_text, key = decode_cursor(after, _cursor_name(sort), (str, str))
+    try:
+        total = Decimal(str(total_text))
+        valid = total.is_finite() and abs(total) < _MAX_TOTAL and total == round(total, 4)
+    except ArithmeticError:
+        valid = False
+    if not valid:
+        raise invalid_cursor()
+    return or_(_SUMMARY.total < total, and_(_SUMMARY.total == total, _SUMMARY.id < key))
+
+
+def _order_conditions(caller: Identity | None, wanted: OrderFilter) -> list[ColumnElement[bool]]:
+    naive = [
+        FieldIssue((name,), "must give a time zone")
+        for name, moment in (
+            ("placedAfter", wanted.placed_after),
+            ("placedBefore", wanted.placed_before),
+        )
+        if moment is not None and moment.tzinfo is None
+    ]
+    if naive:
+        raise ValidationFailed(naive)
+    conditions = [visible_to(caller)]
+    if wanted.customer_id is not None:
+        conditions.append(_SUMMARY.customer_id == wanted.customer_id)
+    if wanted.status is not None:
+        conditions.append(_SUMMARY.status == wanted.status.value)
+    if wanted.placed_after is not None:
+        conditions.append(_SUMMARY.placed_at >= wanted.placed_after)
+    if wanted.placed_before is not None:
+        conditions.append(_SUMMARY.placed_at < wanted.placed_before)
+    return conditions
+
+
+async def list_orders(
+    query: ListOrders, ctx: Context, *, read_engine: AsyncEngine
+) -> Slice[OrderView]:
+    check_page_size(query.first)
+    conditions = _order_conditions(identity_of(ctx), query.filter)
+    if query.after is not None:
+        conditions.append(_order_keyset(query.sort, query.after))
+    statement = (
+        select(order_summaries)
+        .where(*conditions)
+        .order_by(*_ORDER_BY[query.sort])
+        .limit(query.first + 1)
+    )
+    async with read_engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    items = [(_order_cursor(query.sort, row), order_view(row)) for row in rows]
+    return Slice(
+        items=items[: query.first],
+        has_next_page=len(items) > query.first,
+        has_previous_page=query.after is not None,
+    )
+
+
+async def count_orders(query: CountOrders, ctx: Context, *, read_engine: AsyncEngine) -> int:
+    statement = (
+        select(func.count())
+        .select_from(order_summaries)
+        .where(*_order_conditions(identity_of(ctx), query.filter))
+    )
+    async with read_engine.connect() as connection:
+        return int((await connection.execute(statement)).scalar_one())
+
+
+async def first_order_pages(
+    query: FirstOrderPages, ctx: Context, *, read_engine: AsyncEngine
+) -> dict[str, Page[OrderView]]:
+    """Numbers each customer's orders in sort order with a window function (SQLite and
+    PostgreSQL alike) and keeps the first `first + 1` of each, with the customer's count.
+
+    It reads every matching order of these customers, through the customer_id indexes:
+    cheap for a page of customers; a customer with very many orders pays for them here.
+    """
+    check_page_size(query.first)
+    if not query.customer_ids:
+        return {}
+    conditions = [
+        *_order_conditions(identity_of(ctx), OrderFilter(status=query.status)),
+        _SUMMARY.customer_id.in_(query.customer_ids),
+    ]
+    ranked = (
+        select(
+            order_summaries,
+            func.row_number()
+            .over(partition_by=_SUMMARY.customer_id, order_by=_ORDER_BY[query.sort])
+            .label("row_rank"),
+            func.count().over(partition_by=_SUMMARY.customer_id).label("match_count"),
+        )
+        .where(*conditions)
+        .subquery("ranked")
+    )
+    statement = (
+        select(ranked)
+        .where(ranked.c.row_rank <= query.first + 1)
+        .order_by(ranked.c.customer_id, ranked.c.row_rank)
+    )
+    found: dict[str, list[Row[tuple[object, ...]]]] = {}
+    async with read_engine.connect() as connection:
+        for row in await connection.execute(statement):
+            found.setdefault(row.customer_id, []).append(row)
+    pages: dict[str, Page[OrderView]] = {}
+    for customer_id in query.customer_ids:
+        rows = found.get(customer_id, [])
+        items = [(_order_cursor(query.sort, row), order_view(row)) for row in rows]
+        pages[customer_id] = Page(
+            items=items[: query.first],
+            has_next_page=len(items) > query.first,
+            has_previous_page=False,
+            total_count=int(rows[0].match_count) if rows else 0,
+        )
+    return pages
+
+
 # ---------------------------------------------------------------- read models
 
 _STATUS_AFTER = {
@@ -352,7 +578,124 @@ async def project_orders(connection: AsyncConnection, stored: StoredEvent) -> No
         )
 
 
-ORDERS = Projection("orders", project_orders)
+ORDERS = Projection("orders", project_orders, (order_summaries, order_lines))
+
+
+# ---------------------------------------------------------------- subscription (orderEvents)
+
+
+class OrderChangeType(enum.Enum):
+    PLACED = "PLACED"
+    CONFIRMED = "CONFIRMED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
+_ORDER_CHANGE_TYPES = {
+    OrderPlaced: OrderChangeType.PLACED,
+    OrderConfirmed: OrderChangeType.CONFIRMED,
+    OrderShipped: OrderChangeType.SHIPPED,
+    OrderDelivered: OrderChangeType.DELIVERED,
+    OrderCancelled: OrderChangeType.CANCELLED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEventView:
+    """What the tail reads once per batch for every order event: the summary with its lines
+    and customer, so that subscribers asking for `lines` or `customer` cost no query each."""
+
+    order: OrderView
+    lines: tuple[OrderLineView, ...]
+    customer: CustomerView | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    position: int
+    occurred_at: datetime
+    type: OrderChangeType
+    order: OrderEventView
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOrders(StreamRequest[OrderChange]):
+    """Order events, live, for one order, one customer's orders, or all of them; `after`
+    replays from that position first.
+
+    A customer sees its own orders' events only. Naming another customer (`customer_id`)
+    is refused (NotAuthorized); naming another customer's order (`order_id`) yields
+    nothing, as that order reads as not found everywhere else.
+    """
+
+    order_id: str | None = None
+    customer_id: str | None = None
+    after: int | None = None
+
+
+async def load_order_event_views(
+    connection: AsyncConnection, ids: Sequence[str]
+) -> dict[str, OrderEventView]:
+    """The tail's view loader for orders: three statements per batch of events."""
+    orders = await load_order_views(connection, ids)
+    lines: dict[str, list[OrderLineView]] = {order_id: [] for order_id in orders}
+    statement = (
+        select(order_lines)
+        .where(order_lines.c.order_id.in_(list(orders)))
+        .order_by(order_lines.c.order_id, order_lines.c.line_number)
+    )
+    for row in await connection.execute(statement):
+        lines[row.order_id].append(
+            OrderLineView(
+                order_id=row.order_id,
+                product_id=row.product_id,
+                product_name=row.product_name,
+                unit_price=row.unit_price,
+                quantity=row.quantity,
+                line_total=row.line_total,
+                currency=row.currency,
+            )
+        )
+    customers = await load_customer_views(
+        connection, sorted({order.customer_id for order in orders.values()})
+    )
+    return {
+        order_id: OrderEventView(order, tuple(lines[order_id]), customers.get(order.customer_id))
+        for order_id, order in orders.items()
+    }
+
+
+async def watch_orders(
+    request: WatchOrders, ctx: Context, *, tail: EventTail
+) -> AsyncIterator[OrderChange]:
+    caller = identity_of(ctx)
+    if caller is None:  # pragma: no cover - the policy admits signed-in callers only
+        raise NotAuthorized("Sign in to watch orders", signed_in=False)
+    if not (caller.is_staff or request.customer_id in (None, caller.customer_id)):
+        raise NotAuthorized("You may watch your own orders only", signed_in=True)
+    customer_id = request.customer_id if caller.is_staff else caller.customer_id
+
+    def matches(event: TailEvent) -> bool:
+        view = event.view
+        return (
+            type(event.stored.event) in _ORDER_CHANGE_TYPES
+            and isinstance(view, OrderEventView)
+            and (request.order_id is None or event.stored.stream_id == request.order_id)
+            and (customer_id is None or view.order.customer_id == customer_id)
+        )
+
+    async for event in tail.subscribe(matches, after=request.after):
+        assert isinstance(event.view, OrderEventView)
+        yield OrderChange(
+            event.position,
+            event.stored.occurred_at,
+            _ORDER_CHANGE_TYPES[type(event.stored.event)],
+            event.view,
+        )
+
+
+VIEWS: Mapping[str, ViewLoader] = {Order.kind: load_order_event_views}
 
 
 # ---------------------------------------------------------------- wiring
@@ -376,6 +719,12 @@ POLICIES: dict[type, Policy] = {
     CancelOrder: signed_in,
     GetOrders: anyone,
     GetOrderLines: anyone,
+    # Lists show each caller what it may see (visible_to): anonymous callers, nothing.
+    ListOrders: anyone,
+    CountOrders: anyone,
+    FirstOrderPages: anyone,
+    # Signed in; which orders a customer sees is the stream handler's filter.
+    WatchOrders: signed_in,
 }
 IDEMPOTENT: dict[type, str] = {PlaceOrder: Order.kind}
 
@@ -384,6 +733,7 @@ def register(
     registry: Registry,
     *,
     read_engine: AsyncEngine,
+    tail: EventTail | None = None,
     new_id: Callable[[], str] = new_order_id,
 ) -> None:
     registry.handle(PlaceOrder, partial(place_order, new_id=new_id))
@@ -393,3 +743,8 @@ def register(
     registry.handle(CancelOrder, cancel_order)
     registry.handle(GetOrders, partial(get_orders, read_engine=read_engine))
     registry.handle(GetOrderLines, partial(get_order_lines, read_engine=read_engine))
+    registry.handle(ListOrders, partial(list_orders, read_engine=read_engine))
+    registry.handle(CountOrders, partial(count_orders, read_engine=read_engine))
+    registry.handle(FirstOrderPages, partial(first_order_pages, read_engine=read_engine))
+    if tail is not None:
+        registry.stream(WatchOrders, partial(watch_orders, tail=tail))

@@ -28,6 +28,16 @@ class Page(Generic[T]):
     total_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class Slice(Generic[T]):
+    """A page without its total. Counting every match costs a scan of all of them, which a
+    page of a large list must not; lists whose total may be large count apart, on request."""
+
+    items: list[tuple[str, T]]
+    has_next_page: bool
+    has_previous_page: bool
+
+
 def check_page_size(first: int) -> None:
     if not 0 <= first <= MAX_PAGE_SIZE:
         raise ValidationFailed(

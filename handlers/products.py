@@ -397,7 +397,7 @@ async def project_product_catalog(connection: AsyncConnection, stored: StoredEve
         )
 
 
-PRODUCT_CATALOG = Projection("product_catalog", project_product_catalog)
+PRODUCT_CATALOG = Projection("product_catalog", project_product_catalog, (product_catalog,))
 
 
 # ---------------------------------------------------------------- wiring

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -18,14 +19,19 @@ from orderdesk.bootstrap import Services, bootstrap
 from orderdesk.graphiql import ASSETS, ASSETS_PATH
 from orderdesk.graphql_view import GraphQLView
 from orderdesk.settings import Settings
+from orderdesk.shared_subscriptions import SharedSubscriptions
 from orderdesk.websocket_protocols import SocketLimits
+from persistence.projector import Projection
 from schema.root import build_schema
 
 logger = logging.getLogger("orderdesk")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The app factory (`uvicorn --factory orderdesk.app:create_app`)."""
+def create_app(
+    settings: Settings | None = None, *, extra_projections: Sequence[Projection] = ()
+) -> Starlette:
+    """The app factory (`uvicorn --factory orderdesk.app:create_app`); `extra_projections`
+    are handed to bootstrap (tests add read models through it)."""
     settings = settings or Settings()
     schema = build_schema(
         max_depth=settings.max_query_depth,
@@ -42,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             pong_timeout=settings.ws_pong_timeout,
             send_timeout=settings.ws_send_timeout,
         ),
+        shared_subscriptions=SharedSubscriptions(queue_size=settings.subscriber_queue_size),
         connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         keep_alive=True,
@@ -50,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = bootstrap(settings)
+        services = bootstrap(settings, extra_projections=extra_projections)
         await services.start()
         app.state.services = services
         try:
@@ -77,6 +84,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         }
         return JSONResponse(body, status_code=503 if parked else 200)
 
+    async def metrics(request: Request) -> Response:
+        services: Services = request.app.state.services
+        return Response(generate_latest(services.metrics), media_type=CONTENT_TYPE_LATEST)
+
     return Starlette(
         routes=[
             Route("/graphql", view),
@@ -84,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount(ASSETS_PATH, StaticFiles(directory=ASSETS), name="graphiql"),
             Route("/health/live", live),
             Route("/health/ready", ready),
+            Route("/metrics", metrics),
         ],
         lifespan=lifespan,
     )

@@ -4,16 +4,18 @@ here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import customers, orders, products
 from handlers.access import Policy, authorize, authorize_streams
 from handlers.idempotency import CLAIM, idempotent
+from handlers.metrics import measure_messages
 from handlers.pipeline import log_message, read_your_writes
 from handlers.transaction import in_transaction
 from handlers.validation import validate_command
@@ -25,8 +27,9 @@ from persistence.event_codec import EventCodec
 from persistence.event_log import EventLog
 from persistence.event_tail import EventTail
 from persistence.migrate import migrate
-from persistence.projector import Projector
+from persistence.projector import Projection, Projector
 from persistence.unit_of_work import SqlUnitOfWork, UnitOfWork
+from persistence.wakeup import NoWakeUps, WakeUps, wake_ups_for
 
 PROJECTIONS = [products.PRODUCT_CATALOG, customers.CUSTOMER_SUMMARIES, orders.ORDERS]
 POLICIES: dict[type, Policy] = {**products.POLICIES, **customers.POLICIES, **orders.POLICIES}
@@ -49,6 +52,8 @@ class Services:
     tail: EventTail
     mediator: Mediator
     tokens: Tokens
+    metrics: CollectorRegistry
+    wake_ups: WakeUps = field(default_factory=NoWakeUps)
 
     async def migrate(self) -> None:
         await migrate(self.write_engine, "write")
@@ -61,8 +66,10 @@ class Services:
         await self.projector.start()
         self.tail.start(self.projector.position)
         self.projector.on_advance(self.tail.advance_to)
+        await self.wake_ups.start(self.projector.wake)
 
     async def stop(self) -> None:
+        await self.wake_ups.stop()
         await self.tail.stop()
         await self.projector.stop()
         for engine in {
@@ -78,8 +85,16 @@ def tokens_for(settings: Settings) -> Tokens:
     return Tokens(local_secret(Path("orderdesk.secret")))
 
 
-def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
-    """Wire everything; nothing connects until `Services.start`."""
+def bootstrap(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    extra_projections: Sequence[Projection] = (),
+) -> Services:
+    """Wire everything; nothing connects until `Services.start`.
+
+    `extra_projections` run beside the features' own; tests use it to add a failing one.
+    """
     write_engine = create_engine(settings.database_url, for_writes=True)
     log_engine = create_engine(settings.database_url)
     separate_reads = settings.read_models_url != settings.database_url
@@ -95,16 +110,22 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         log=log,
         log_engine=log_engine,
         read_model_engine=read_model_engine,
-        projections=PROJECTIONS,
+        projections=[*PROJECTIONS, *extra_projections],
         poll_interval=settings.poll_interval,
     )
     tail = EventTail(
         log=log,
         log_engine=log_engine,
         read_engine=read_engine,
-        views={**products.VIEWS},
+        views={**products.VIEWS, **orders.VIEWS},
         queue_size=settings.subscriber_queue_size,
     )
+
+    wake_ups = wake_ups_for(settings.database_url, settings.broker_url)
+
+    def committed(position: int) -> None:
+        projector.wake()
+        wake_ups.publish(position)
 
     def unit_of_work(ctx: Context) -> UnitOfWork:
         return SqlUnitOfWork(
@@ -112,13 +133,15 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
             log,
             clock=clock,
             correlation_id=ctx.correlation_id,
-            on_commit=lambda _position: projector.wake(),
+            on_commit=committed,
             claim=ctx.find(CLAIM),
         )
 
+    metrics = CollectorRegistry()
     registry = Registry()
     # Outermost first. Read-your-writes waits after the commit, so it wraps the transaction.
     registry.behavior(log_message, applies_to=object)
+    registry.behavior(measure_messages(metrics), applies_to=object)
     registry.behavior(
         read_your_writes(projector.wait_for, settings.read_your_writes_timeout),
         applies_to=Command,
@@ -130,7 +153,7 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
     registry.stream_behavior(authorize_streams(POLICIES))
     products.register(registry, read_engine=read_engine, tail=tail)
     customers.register(registry, read_engine=read_engine)
-    orders.register(registry, read_engine=read_engine)
+    orders.register(registry, read_engine=read_engine, tail=tail)
     mediator = registry.build()
     _check_policies(mediator)
 
@@ -145,6 +168,8 @@ def bootstrap(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         tail=tail,
         mediator=mediator,
         tokens=tokens_for(settings),
+        wake_ups=wake_ups,
+        metrics=metrics,
     )
 
 

@@ -10,11 +10,13 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from sqlalchemy.exc import DBAPIError
 from strawberry.printer import print_schema
 
 from handlers.access import Identity, Role
 from orderdesk.bootstrap import bootstrap, tokens_for
 from orderdesk.settings import Settings
+from persistence.projector import UnknownProjection
 from schema.root import build_schema
 
 cli = typer.Typer(help="orderdesk: an order-management GraphQL API.", no_args_is_help=True)
@@ -90,20 +92,72 @@ def handlers() -> None:
 
 @projections_cli.command("status")
 def projections_status() -> None:
-    """Each projection's position and, if parked, why."""
+    """Each projection's position against the log's head and, if parked, why.
+
+    Reads the checkpoints only: it applies no events and changes nothing.
+    """
+
+    async def run() -> None:
+        services = bootstrap(Settings())
+        try:
+            try:
+                head = await services.projector.log_head()
+                statuses = await services.projector.stored_status()
+            except DBAPIError as error:
+                raise typer.Exit(_not_migrated(error)) from None
+            for status in statuses:
+                state = f"parked: {status.parked_error}" if status.parked_error else "running"
+                behind = head - status.position
+                typer.echo(
+                    f"{status.name}\tposition {status.position} of {head} "
+                    f"({behind} behind)\t{state}"
+                )
+        finally:
+            await services.stop()
+
+    asyncio.run(run())
+
+
+@projections_cli.command("rebuild")
+def projections_rebuild(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Projections to rebuild; all when none is named.")
+    ] = None,
+) -> None:
+    """Replay projections from the start of the log into emptied read models.
+
+    One transaction empties a projection's tables and sets its checkpoint to 0; then the
+    log is applied again in batches. A server running meanwhile reads the rebuilt models
+    empty, then filling up, until the rebuild reaches the head; its projector notices the
+    moved checkpoint and joins in without applying any event twice.
+    """
 
     async def run() -> None:
         services = bootstrap(Settings())
         try:
             await services.migrate()
-            await services.projector.start()
-            for status in services.projector.status():
-                state = f"parked: {status.parked_error}" if status.parked_error else "running"
-                typer.echo(f"{status.name}\tposition {status.position}\t{state}")
+            try:
+                await services.projector.rebuild(names or None)
+            except UnknownProjection as error:
+                raise typer.BadParameter(str(error)) from None
+            wanted = set(names or [])
+            for status in await services.projector.stored_status():
+                if not wanted or status.name in wanted:
+                    state = f"parked: {status.parked_error}" if status.parked_error else "rebuilt"
+                    typer.echo(f"{status.name}\tposition {status.position}\t{state}")
         finally:
             await services.stop()
 
     asyncio.run(run())
+
+
+def _not_migrated(error: DBAPIError) -> int:
+    typer.echo(
+        f"cannot read the projections ({type(error.orig).__name__}); "
+        "is the database migrated? Run `orderdesk migrate`.",
+        err=True,
+    )
+    return 1
 
 
 def main() -> None:

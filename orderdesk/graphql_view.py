@@ -23,6 +23,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from mediator import Context
 from orderdesk.bootstrap import Services
 from orderdesk.graphiql import PAGE as GRAPHIQL_PAGE
+from orderdesk.shared_subscriptions import SharedSubscriptions
 from orderdesk.tokens import InvalidToken
 from orderdesk.websocket_protocols import (
     ABORT,
@@ -62,11 +63,17 @@ class GraphQLView(GraphQL[RequestContext, None]):
     graphql_ws_handler_class = GraphQLWSHandler
 
     def __init__(
-        self, *args: Any, max_body_bytes: int, socket_limits: SocketLimits, **kwargs: Any
+        self,
+        *args: Any,
+        max_body_bytes: int,
+        socket_limits: SocketLimits,
+        shared_subscriptions: SharedSubscriptions | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
         self.socket_limits = socket_limits
+        self.shared_subscriptions = shared_subscriptions
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
         services: Services = request.app.state.services

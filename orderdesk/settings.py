@@ -29,6 +29,27 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     max_subscriptions_per_connection: int = 20
     subscriber_queue_size: int = 1_000
+    # ---- subscriptions over websockets
+    broker_url: str | None = Field(
+        None,
+        description="Redis (redis://) or PostgreSQL URL through which processes wake each "
+        "other's event tails; unset, LISTEN/NOTIFY on the database if it is PostgreSQL.",
+    )
+    ws_init_timeout: float = Field(
+        10.0, gt=0, description="Seconds a websocket may take to send connection_init (4408)."
+    )
+    ws_ping_interval: float = Field(
+        15.0, gt=0, description="Seconds between server pings (graphql-transport-ws) or ka."
+    )
+    ws_pong_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client may take to answer a ping before it is closed."
+    )
+    ws_send_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds one websocket send may wait on a client that does not read "
+        "before the connection is dropped.",
+    )
     jwt_secret: SecretStr | None = Field(
         None,
         description="Signs access tokens; unset, a secret is kept in orderdesk.secret "

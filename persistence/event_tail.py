@@ -36,7 +36,14 @@ Filter = Callable[[TailEvent], bool]
 
 
 class SubscriberTooSlow(Exception):
-    """A subscriber fell a whole queue behind; it is cut off and may resume from its cursor."""
+    """A subscriber fell a whole queue behind; it is cut off and may resume from its cursor.
+
+    `resume_after` is the position to pass as `after` to miss nothing.
+    """
+
+    def __init__(self, message: str, *, resume_after: int) -> None:
+        super().__init__(message)
+        self.resume_after = resume_after
 
 
 class TailStopped(Exception):
@@ -58,9 +65,11 @@ class _Subscriber:
         if self.error is not None:
             return
         if len(self.queue) >= self.capacity:
+            resume_after = self.queue[0].position - 1
             self.error = SubscriberTooSlow(
                 f"the subscriber fell {self.capacity} events behind and was disconnected; "
-                f'resume with after: "{self.queue[0].position - 1}"'
+                f'resume with after: "{resume_after}"',
+                resume_after=resume_after,
             )
             self.queue.clear()
         else:

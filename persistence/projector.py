@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.event_log import EventLog, StoredEvent
@@ -28,6 +28,8 @@ class Projection:
 
     name: str
     apply: Apply
+    tables: tuple[Table, ...] = ()
+    """The tables this projection alone writes; a rebuild empties them and replays the log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,10 @@ class ProjectionStatus:
 
 class ProjectionTimeout(TimeoutError):
     """The read models did not reach a position in time; the write itself is committed."""
+
+
+class UnknownProjection(LookupError):
+    """A projection name that is not one of the projector's."""
 
 
 class _CheckpointMoved(Exception):
@@ -127,6 +133,7 @@ class Projector:
             ) from None
 
     def status(self) -> list[ProjectionStatus]:
+        """What this process knows: its in-memory positions, failures and parked errors."""
         return [
             ProjectionStatus(
                 p.name,
@@ -143,6 +150,78 @@ class Projector:
             while await self._advance_once():
                 pass
 
+    async def stored_status(self) -> list[ProjectionStatus]:
+        """Each projection's checkpoint and parked error as the read database holds them.
+
+        Reads only, applies nothing: this is what `orderdesk projections status` shows,
+        whichever process parked a projection. A projection without a checkpoint row has
+        never run and stands at 0.
+        """
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(select(projection_checkpoints))
+            stored = {row.name: (int(row.position), row.parked_error) for row in rows}
+        statuses = []
+        for projection in self._projections:
+            position, parked_error = stored.get(projection.name, (0, None))
+            statuses.append(ProjectionStatus(projection.name, position, 0, parked_error))
+        return statuses
+
+    async def log_head(self) -> int:
+        """The highest position in the event log, to compare checkpoints with."""
+        async with self._log_engine.connect() as connection:
+            return await self._log.head(connection)
+
+    async def rebuild(self, names: Iterable[str] | None = None) -> None:
+        """Replay the named projections (all when None) from the start of the log.
+
+        One transaction empties the projection's tables, sets its checkpoint to 0 and
+        clears its parked error; then the log is applied again, a batch per transaction,
+        as at any catch-up. What a running server sees meanwhile: its readers find the
+        rebuilt read models empty, then filling up batch by batch until they reach the head
+        (lists are short, an order may read as null) - rebuild when that is acceptable, or
+        with the servers stopped. Its projector finds the checkpoint moved (compare and
+        set), reloads it and joins in; no event is applied twice, and nothing is lost.
+        Within this process, mutations keep waiting until the rebuild has passed their
+        own events.
+        """
+        targets = self._select(names)
+        async with self._lock:
+            if not self._checkpoints:  # not started: the command line rebuilds this way
+                await self._load_checkpoints()
+            async with self._engine.begin() as connection:
+                for projection in targets:
+                    # Children before parents, should a projection's tables refer to each other.
+                    for table in reversed(projection.tables):
+                        await connection.execute(delete(table))
+                    reset = await connection.execute(
+                        update(projection_checkpoints)
+                        .where(projection_checkpoints.c.name == projection.name)
+                        .values(position=0, parked_error=None)
+                    )
+                    if reset.rowcount != 1:
+                        await connection.execute(
+                            insert(projection_checkpoints).values(name=projection.name, position=0)
+                        )
+            for projection in targets:
+                self._checkpoints[projection.name] = 0
+                self._failures.pop(projection.name, None)
+                self._parked.pop(projection.name, None)
+            # Only the rebuilt ones: the others follow the log as they did, at their pace.
+            while await self._advance_once(targets):
+                pass
+
+    def _select(self, names: Iterable[str] | None) -> list[Projection]:
+        if names is None:
+            return list(self._projections)
+        known = {p.name: p for p in self._projections}
+        wanted = list(dict.fromkeys(names))
+        unknown = [name for name in wanted if name not in known]
+        if unknown:
+            raise UnknownProjection(
+                f"no projection is named {', '.join(unknown)}; there are {', '.join(known)}"
+            )
+        return [known[name] for name in wanted]
+
     async def _follow(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
@@ -156,6 +235,8 @@ class Projector:
                 logger.exception("projector could not read the event log")
 
     async def _load_checkpoints(self) -> None:
+        """Read (or create) each checkpoint. A projection parked by an earlier run is tried
+        again: a restart, after a fix, is the way to resume without a rebuild."""
         async with self._engine.begin() as connection:
             rows = await connection.execute(select(projection_checkpoints))
             stored = {row.name: row.position for row in rows}
@@ -173,8 +254,9 @@ class Projector:
         ]
         return min(running, default=max(self._checkpoints.values(), default=0))
 
-    async def _advance_once(self) -> bool:
-        running = [p for p in self._projections if p.name not in self._parked]
+    async def _advance_once(self, only: Sequence[Projection] | None = None) -> bool:
+        candidates = self._projections if only is None else only
+        running = [p for p in candidates if p.name not in self._parked]
         if not running:
             return False
         start = min(self._checkpoints[p.name] for p in running)
@@ -202,7 +284,7 @@ class Projector:
                         projection_checkpoints.c.name == projection.name,
                         projection_checkpoints.c.position == checkpoint,
                     )
-                    .values(position=todo[-1].position)
+                    .values(position=todo[-1].position, parked_error=None)
                 )
                 if moved.rowcount != 1:
                     raise _CheckpointMoved
@@ -210,6 +292,11 @@ class Projector:
             await self._reload_checkpoint(projection.name)
             return
         except Exception as error:
+            # Another process (a second server, a rebuild) may have applied these events
+            # first, so that ours collided with its rows: a lost race, not a broken projection.
+            await self._reload_checkpoint(projection.name)
+            if self._checkpoints[projection.name] != checkpoint:
+                return
             await self._failed(projection, todo[0], error)
             return
         self._checkpoints[projection.name] = todo[-1].position
@@ -229,12 +316,28 @@ class Projector:
             exc_info=error,
         )
         if failures >= self._max_attempts:
-            self._parked[projection.name] = (
-                f"{type(error).__name__}: {error} at position {event.position}"
+            reason = f"{type(error).__name__}: {error} at position {event.position}"
+            self._parked[projection.name] = reason
+            logger.error(
+                "projection %s is parked until it is rebuilt or the process restarts",
+                projection.name,
             )
-            logger.error("projection %s is parked until it is rebuilt", projection.name)
+            await self._store_parked(projection.name, reason)
             return
         await asyncio.sleep(self._retry_delay * 2 ** (failures - 1))
+
+    async def _store_parked(self, name: str, reason: str) -> None:
+        """Record the parked error where `projections status` and other processes see it."""
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    update(projection_checkpoints)
+                    .where(projection_checkpoints.c.name == name)
+                    .values(parked_error=reason)
+                )
+        except Exception:
+            # The projection is parked in this process all the same; readiness reports it.
+            logger.exception("could not record that projection %s is parked", name)
 
     async def _reload_checkpoint(self, name: str) -> None:
         async with self._engine.connect() as connection:

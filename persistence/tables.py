@@ -105,6 +105,9 @@ projection_checkpoints = Table(
     read_metadata,
     Column("name", String(80), primary_key=True),
     Column("position", Position, nullable=False),
+    # Why the projection stopped, once it has failed too often; cleared when it runs again.
+    # Kept here, not only in memory, so `orderdesk projections status` sees it from outside.
+    Column("parked_error", Text, nullable=True),
 )
 
 product_catalog = Table(
@@ -171,8 +174,14 @@ order_summaries = Table(
     # The log position of OrderPlaced: unique and increasing, the key of NEWEST and OLDEST.
     Column("placed_position", Position, nullable=False, unique=True),
     Column("last_position", Position, nullable=False),
+    # One index per filter and sort of `orders` and `Customer.orders`, so every page is a
+    # range scan in key order whatever the table's size: NEWEST/OLDEST without a filter
+    # walk the unique placed_position index; TOTAL_DESC walks (total, id) backwards.
     Index("ix_order_summaries_customer_placed", "customer_id", "placed_position"),
+    Index("ix_order_summaries_customer_status_placed", "customer_id", "status", "placed_position"),
+    Index("ix_order_summaries_customer_total_id", "customer_id", "total", "id"),
     Index("ix_order_summaries_status_placed", "status", "placed_position"),
+    Index("ix_order_summaries_status_total_id", "status", "total", "id"),
     Index("ix_order_summaries_placed_at", "placed_at", "placed_position"),
     Index("ix_order_summaries_total_id", "total", "id"),
 )

@@ -10,12 +10,48 @@ from typing import Any, TypeAlias, TypeVar
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from domain.orders import OrderStatus
 from handlers.customers import CustomerView, GetCustomers
-from handlers.orders import GetOrderLines, GetOrders, OrderLineView, OrderView
+from handlers.orders import (
+    FirstOrderPages,
+    GetOrderLines,
+    GetOrders,
+    OrderLineView,
+    OrderSort,
+    OrderView,
+)
+from handlers.paging import Page
 from handlers.products import GetProducts, ProductView
 from mediator import Context, Mediator, Query
 
 V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerOrdersKey:
+    """A customer's first page of orders, as `Customer.orders` asks for it."""
+
+    customer_id: str
+    first: int
+    status: OrderStatus | None
+    sort: OrderSort
+
+
+async def _first_order_pages(
+    mediator: Mediator, ctx: Context, keys: list[CustomerOrdersKey]
+) -> list[Page[OrderView]]:
+    """One FirstOrderPages (one statement) per distinct page shape; usually there is one."""
+    shapes: dict[tuple[int, OrderStatus | None, OrderSort], list[str]] = {}
+    for key in keys:
+        shapes.setdefault((key.first, key.status, key.sort), []).append(key.customer_id)
+    pages: dict[CustomerOrdersKey, Page[OrderView]] = {}
+    for (first, status, sort), customer_ids in shapes.items():
+        found = await mediator.send(
+            FirstOrderPages(tuple(dict.fromkeys(customer_ids)), first, status, sort), ctx
+        )
+        for customer_id, page in found.items():
+            pages[CustomerOrdersKey(customer_id, first, status, sort)] = page
+    return [pages[key] for key in keys]
 
 
 class Loaders:
@@ -41,6 +77,13 @@ class Loaders:
         self.orders = DataLoader[str, OrderView | None](load_fn=by_id(GetOrders, lambda: None))
         self.order_lines = DataLoader[str, list[OrderLineView]](load_fn=by_id(GetOrderLines, list))
 
+        async def load_customer_orders(keys: list[CustomerOrdersKey]) -> list[Page[OrderView]]:
+            return await _first_order_pages(mediator, ctx, keys)
+
+        self.customer_orders = DataLoader[CustomerOrdersKey, Page[OrderView]](
+            load_fn=load_customer_orders
+        )
+
     def forget(self, entity_id: str) -> None:
         """Drop what this request cached of an entity it has just changed."""
         loaders: tuple[DataLoader[str, Any], ...] = (self.products, self.customers, self.orders)
@@ -48,6 +91,8 @@ class Loaders:
             # Strawberry's clear() raises KeyError for a key it never loaded.
             with contextlib.suppress(KeyError):
                 loader.clear(entity_id)
+        # Keyed by customer and page shape: any change may move an order between pages.
+        self.customer_orders.clear_all()
 
 
 @dataclass

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
 from strawberry import relay
 
 from domain.customers import Customer as CustomerAggregate
+from domain.orders import OrderStatus
 from handlers.access import Identity, Role, identity_of
-from handlers.customers import CustomerView, RegisterCustomer
+from handlers.customers import CountCustomers, CustomerView, ListCustomers, RegisterCustomer
+from handlers.orders import OrderSort
+from handlers.paging import DEFAULT_PAGE_SIZE
 from handlers.written import Written
 from mediator import Context
 from schema.context import Info, Loaders
-from schema.errors import CommandError, run_command
+from schema.errors import CommandError, ask, run_command
 from schema.money import Money
+from schema.pagination import Edge, PageInfo, page_info
+
+if TYPE_CHECKING:
+    from schema.orders import OrderConnection
 
 CUSTOMER = CustomerAggregate.kind
 
@@ -32,6 +39,23 @@ class Customer(relay.Node):
         description="What the customer's orders that were not cancelled add up to."
     )
     version: int
+
+    @strawberry.field(
+        description="The customer's orders, a page at a time (at most 100 per page). The "
+        "first pages of every customer in a list are read together, in one query."
+    )
+    async def orders(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        status: OrderStatus | None = None,
+        sort: OrderSort = OrderSort.NEWEST,
+    ) -> Annotated[OrderConnection, strawberry.lazy("schema.orders")]:
+        # schema.orders imports this module (an order has a customer): import it late.
+        from schema.orders import customer_orders  # noqa: PLC0415
+
+        return await customer_orders(info, self.id, first, after, status, sort)
 
     @classmethod
     def from_view(cls, view: CustomerView) -> Self:
@@ -58,8 +82,47 @@ async def load_customer(loaders: Loaders, customer_id: str) -> Customer | None:
     return Customer.from_view(view) if view is not None else None
 
 
+# ---------------------------------------------------------------- queries: lists
+
+
 @strawberry.type
-class CustomerQueries:
+class CustomerConnection:
+    edges: list[Edge[Customer]]
+    page_info: PageInfo
+    search: strawberry.Private[str | None]
+
+    @strawberry.field(description="How many customers match, all pages together.")
+    async def total_count(self, info: Info) -> int:
+        return await ask(info, CountCustomers(self.search))
+
+
+@strawberry.type
+class CustomerListQueries:
+    @strawberry.field(
+        description="Customers by name, a page at a time (at most 100 per page); `search` "
+        "matches name or email. Staff only: others get an UNAUTHENTICATED or FORBIDDEN error."
+    )
+    async def customers(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        search: str | None = None,
+    ) -> CustomerConnection:
+        page = await ask(info, ListCustomers(first=first, after=after, search=search))
+        for _, view in page.items:
+            info.context.loaders.customers.prime(view.id, view)
+        return CustomerConnection(
+            edges=[
+                Edge(cursor=cursor, node=Customer.from_view(view)) for cursor, view in page.items
+            ],
+            page_info=page_info(page),  # type: ignore[arg-type]
+            search=search,
+        )
+
+
+@strawberry.type
+class CustomerQueries(CustomerListQueries):
     @strawberry.field(description="The signed-in customer; null for staff and anonymous callers.")
     async def me(self, info: Info) -> Customer | None:
         caller = identity_of(info.context.ctx)

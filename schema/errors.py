@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import strawberry
@@ -21,8 +21,9 @@ from domain.errors import (
 )
 from handlers.access import NotAuthorized
 from handlers.pipeline import ReadModelLagging
+from handlers.streams import SubscriberTooSlow
 from handlers.written import Written
-from mediator import Command, Request
+from mediator import Command, Request, StreamRequest
 from schema.context import Info
 from schema.ids import global_id
 
@@ -150,6 +151,27 @@ def access_error(error: NotAuthorized) -> GraphQLError:
     return GraphQLError(
         error.message, extensions={"code": "FORBIDDEN" if error.signed_in else "UNAUTHENTICATED"}
     )
+
+
+# ---------------------------------------------------------------- subscriptions
+
+
+async def watch(info: Info, request: StreamRequest[T]) -> AsyncIterator[T]:
+    """A subscription's events; a refusal or a cut-off ends it with a GraphQL error.
+
+    A subscriber too slow to keep up gets `SUBSCRIBER_TOO_SLOW` with `resumeAfter`, the
+    cursor to subscribe again with to miss nothing.
+    """
+    try:
+        async for item in info.context.mediator.stream(request, info.context.ctx):
+            yield item
+    except NotAuthorized as error:
+        raise access_error(error) from None
+    except SubscriberTooSlow as error:
+        raise GraphQLError(
+            str(error),
+            extensions={"code": "SUBSCRIBER_TOO_SLOW", "resumeAfter": str(error.resume_after)},
+        ) from None
 
 
 def is_fault(error: GraphQLError) -> bool:

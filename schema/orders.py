@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Self
 
@@ -17,21 +17,30 @@ from handlers.orders import (
     AddressRequest,
     CancelOrder,
     ConfirmOrder,
+    CountOrders,
     DeliverOrder,
     LineRequest,
+    ListOrders,
+    OrderChangeType,
+    OrderEventView,
+    OrderFilter,
     OrderLineView,
+    OrderSort,
     OrderView,
     PlaceOrder,
     ShipOrder,
+    WatchOrders,
 )
+from handlers.paging import DEFAULT_PAGE_SIZE, Page, Slice, check_page_size
 from handlers.written import Written
 from mediator import Command
-from schema.context import Info
+from schema.context import CustomerOrdersKey, Info, Loaders
 from schema.customers import CUSTOMER, Customer, load_customer
-from schema.errors import CommandError, run_command, typed_error
+from schema.errors import CommandError, UserInputError, ask, run_command, typed_error, watch
 from schema.ids import local_id
 from schema.money import Address, Money
-from schema.products import PRODUCT, Product
+from schema.pagination import Edge, PageInfo, page_info
+from schema.products import PRODUCT, Product, parse_position
 
 ORDER = OrderAggregate.kind
 
@@ -116,8 +125,102 @@ class Order(relay.Node):
         return [cls.from_view(v) if v is not None else None for v in views]
 
 
+# ---------------------------------------------------------------- queries: lists
+
+OrderSortOrder = strawberry.enum(OrderSort, name="OrderSort")
+
+
 @strawberry.type
-class OrderQueries:
+class OrderConnection:
+    edges: list[Edge[Order]]
+    page_info: PageInfo
+    known_total: strawberry.Private[int | None]
+    filter: strawberry.Private[OrderFilter]
+
+    @strawberry.field(
+        description="How many orders match, all pages together. Counting reads every match, "
+        "so it is done only when asked for."
+    )
+    async def total_count(self, info: Info) -> int:
+        if self.known_total is not None:
+            return self.known_total
+        return await ask(info, CountOrders(self.filter))
+
+
+def _order_connection(
+    info: Info, page: Page[OrderView] | Slice[OrderView], wanted: OrderFilter
+) -> OrderConnection:
+    for _, view in page.items:
+        info.context.loaders.orders.prime(view.id, view)
+    return OrderConnection(
+        edges=[Edge(cursor=cursor, node=Order.from_view(view)) for cursor, view in page.items],
+        page_info=page_info(page),  # type: ignore[arg-type]
+        known_total=page.total_count if isinstance(page, Page) else None,
+        filter=wanted,
+    )
+
+
+def _checked_page_size(first: int) -> None:
+    try:
+        check_page_size(first)
+    except ValidationFailed as error:
+        fields = [{"path": list(i.path), "message": i.message} for i in error.issues]
+        raise UserInputError(error.message, fields=fields) from None
+
+
+async def customer_orders(
+    info: Info,
+    customer_id: str,
+    first: int,
+    after: str | None,
+    status: DomainOrderStatus | None,
+    sort: OrderSort,
+) -> OrderConnection:
+    """`Customer.orders`: the first page through a DataLoader, batched across every
+    customer on the page of customers (one statement); later pages one customer at a time."""
+    wanted = OrderFilter(customer_id=customer_id, status=status)
+    if after is not None:
+        page = await ask(info, ListOrders(first=first, after=after, filter=wanted, sort=sort))
+        return _order_connection(info, page, wanted)
+    _checked_page_size(first)
+    key = CustomerOrdersKey(customer_id, first, status, sort)
+    return _order_connection(info, await info.context.loaders.customer_orders.load(key), wanted)
+
+
+@strawberry.type
+class OrderListQueries:
+    @strawberry.field(
+        description="Orders, a page at a time (at most 100 per page): staff see all, a "
+        "customer its own, anonymous callers none. `placedAfter` is inclusive, "
+        "`placedBefore` exclusive."
+    )
+    async def orders(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        customer_id: relay.GlobalID | None = None,
+        status: OrderStatus | None = None,  # type: ignore[valid-type]
+        placed_after: datetime | None = None,
+        placed_before: datetime | None = None,
+        sort: OrderSortOrder = OrderSort.NEWEST,  # type: ignore[valid-type]
+    ) -> OrderConnection:
+        if customer_id is not None and customer_id.type_name != CUSTOMER:
+            raise UserInputError(
+                f"{customer_id} is not a customer id", fields=[{"path": ["customerId"]}]
+            )
+        wanted = OrderFilter(
+            customer_id=customer_id.node_id if customer_id is not None else None,
+            status=status,
+            placed_after=placed_after,
+            placed_before=placed_before,
+        )
+        page = await ask(info, ListOrders(first=first, after=after, filter=wanted, sort=sort))
+        return _order_connection(info, page, wanted)
+
+
+@strawberry.type
+class OrderQueries(OrderListQueries):
     @strawberry.field(description="An order by id; another customer's order reads as null.")
     async def order(self, info: Info, id: relay.GlobalID) -> Order | None:
         if id.type_name != ORDER:
@@ -301,3 +404,63 @@ class OrderMutations:
             lambda: CancelOrder(local_id(input.id, ORDER), input.reason, input.expected_version),
             lambda order: CancelOrderSuccess(order=order),
         )
+
+
+# ---------------------------------------------------------------- subscription (orderEvents)
+
+OrderEventType = strawberry.enum(OrderChangeType, name="OrderEventType")
+
+
+@strawberry.type(
+    description="A change to an order. Live events carry the order as the read model shows "
+    "it right after the event; replayed ones (with `after`) as it shows it when delivered."
+)
+class OrderEvent:
+    position: str = strawberry.field(description="Pass as `after` to resume after this event.")
+    occurred_at: datetime
+    type: OrderEventType  # type: ignore[valid-type]
+    order: Order
+
+
+def _fresh_loaders(info: Info, change: OrderEventView) -> None:
+    """A socket lives long: give each event loaders of its own, primed with what the tail read
+    once for every subscriber, so nested fields cost no query and nothing piles up."""
+    context = info.context
+    context.loaders = Loaders(context.mediator, context.ctx)
+    context.loaders.order_lines.prime(change.order.id, list(change.lines))
+    if change.customer is not None:
+        context.loaders.customers.prime(change.customer.id, change.customer)
+
+
+@strawberry.type
+class OrderSubscriptions:
+    @strawberry.subscription(
+        description="Order events as they happen; with `after`, the missed ones first. A "
+        "customer sees its own orders only: another customer's order yields nothing, "
+        "another customer's customerId is FORBIDDEN. A subscriber that falls too far "
+        "behind is cut off with SUBSCRIBER_TOO_SLOW and `extensions.resumeAfter`."
+    )
+    async def order_events(
+        self,
+        info: Info,
+        order_id: relay.GlobalID | None = None,
+        customer_id: relay.GlobalID | None = None,
+        after: str | None = None,
+    ) -> AsyncGenerator[OrderEvent, None]:
+        if order_id is not None and order_id.type_name != ORDER:
+            raise UserInputError(f"{order_id} is not an order id")
+        if customer_id is not None and customer_id.type_name != CUSTOMER:
+            raise UserInputError(f"{customer_id} is not a customer id")
+        request = WatchOrders(
+            order_id=order_id.node_id if order_id is not None else None,
+            customer_id=customer_id.node_id if customer_id is not None else None,
+            after=parse_position(after),
+        )
+        async for change in watch(info, request):
+            _fresh_loaders(info, change.order)
+            yield OrderEvent(
+                position=str(change.position),
+                occurred_at=change.occurred_at,
+                type=change.type,
+                order=Order.from_view(change.order.order),
+            )

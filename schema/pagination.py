@@ -6,7 +6,7 @@ from typing import Generic, TypeVar
 
 import strawberry
 
-from handlers.paging import Page
+from handlers.paging import Page, Slice
 
 N = TypeVar("N")
 
@@ -25,7 +25,7 @@ class Edge(Generic[N]):
     node: N
 
 
-def page_info(page: Page[object]) -> PageInfo:
+def page_info(page: Page[object] | Slice[object]) -> PageInfo:
     return PageInfo(
         has_next_page=page.has_next_page,
         has_previous_page=page.has_previous_page,

@@ -33,6 +33,7 @@ from schema.errors import (
     ask,
     run_command,
     typed_error,
+    watch,
 )
 from schema.ids import local_id
 from schema.money import Money
@@ -272,7 +273,10 @@ class ProductMutations:
 ProductEventType = strawberry.enum(ProductChangeType, name="ProductEventType")
 
 
-@strawberry.type
+@strawberry.type(
+    description="A change to a product. Live events carry the product as the read model shows "
+    "it right after the event; replayed ones (with `after`) as it shows it when delivered."
+)
 class ProductEvent:
     position: str = strawberry.field(description="Pass as `after` to resume after this event.")
     occurred_at: datetime
@@ -305,7 +309,7 @@ class ProductSubscriptions:
                 raise UserInputError(f"{product_id} is not a product id")
             watched = product_id.node_id
         request = WatchProducts(product_id=watched, after=parse_position(after))
-        async for change in info.context.mediator.stream(request, info.context.ctx):
+        async for change in watch(info, request):
             yield ProductEvent(
                 position=str(change.position),
                 occurred_at=change.occurred_at,

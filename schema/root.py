@@ -14,7 +14,7 @@ from strawberry.extensions import (
 
 from schema.customers import CustomerMutations, CustomerQueries
 from schema.errors import ErrorPolicy, LoggedSchema
-from schema.orders import OrderMutations, OrderQueries
+from schema.orders import OrderMutations, OrderQueries, OrderSubscriptions
 from schema.products import ProductMutations, ProductQueries, ProductSubscriptions
 
 
@@ -24,7 +24,7 @@ class Mutation(ProductMutations, CustomerMutations, OrderMutations):
 
 
 @strawberry.type
-class Subscription(ProductSubscriptions):
+class Subscription(ProductSubscriptions, OrderSubscriptions):
     pass
 
 

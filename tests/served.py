@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
+from starlette.applications import Starlette
 
 from orderdesk.app import create_app
+from orderdesk.bootstrap import Services
 from orderdesk.settings import Settings
+from persistence.projector import Projection
 
 
 @dataclass(frozen=True)
@@ -19,12 +22,22 @@ class Served:
     http_url: str
     ws_url: str
     settings: Settings
+    app: Starlette | None = field(default=None, repr=False)
+
+    @property
+    def services(self) -> Services:
+        """The running app's services. They belong to the server thread's event loop: a test
+        may look at them (and hook its engines' events), not await their coroutines."""
+        assert self.app is not None, "served without an app"
+        services: Services = self.app.state.services
+        return services
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[Served]:
+def serve(settings: Settings, *, extra_projections: Sequence[Projection] = ()) -> Iterator[Served]:
+    app = create_app(settings, extra_projections=extra_projections)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host="127.0.0.1",
         port=0,
         log_level="warning",
@@ -41,7 +54,9 @@ def serve(settings: Settings) -> Iterator[Served]:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield Served(f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", settings)
+        yield Served(
+            f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", settings, app
+        )
     finally:
         server.should_exit = True
         thread.join(30)

@@ -117,3 +117,14 @@ async def test_health_endpoints(client: GraphQLClient) -> None:
     ready = await client.http.get(f"{base}/health/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ok"
+
+
+async def test_metrics_count_messages_by_outcome(client: GraphQLClient) -> None:
+    await client.post("{ products { totalCount } }")
+    await client.post(
+        'mutation { createProduct(input: {sku: "bad sku", name: "", price: "1"}) { __typename } }'
+    )
+    base = client.served.http_url.removesuffix("/graphql")
+    text = (await client.http.get(f"{base}/metrics")).text
+    assert 'orderdesk_message_seconds_count{message="ListProducts",outcome="ok"} 1.0' in text
+    assert 'orderdesk_message_seconds_count{message="CreateProduct",outcome="refused"} 1.0' in text

@@ -94,7 +94,18 @@ def upgrade() -> None:
             "ix_order_summaries_placed_at", ["placed_at", "placed_position"], unique=False
         )
         batch_op.create_index(
+            "ix_order_summaries_customer_status_placed",
+            ["customer_id", "status", "placed_position"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_order_summaries_customer_total_id", ["customer_id", "total", "id"], unique=False
+        )
+        batch_op.create_index(
             "ix_order_summaries_status_placed", ["status", "placed_position"], unique=False
+        )
+        batch_op.create_index(
+            "ix_order_summaries_status_total_id", ["status", "total", "id"], unique=False
         )
         batch_op.create_index("ix_order_summaries_total_id", ["total", "id"], unique=False)
 
@@ -129,6 +140,7 @@ def upgrade() -> None:
         "projection_checkpoints",
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("position", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("parked_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_projection_checkpoints")),
     )
 
@@ -142,7 +154,10 @@ def downgrade() -> None:
     op.drop_table("product_catalog")
     with op.batch_alter_table("order_summaries", schema=None) as batch_op:
         batch_op.drop_index("ix_order_summaries_total_id")
+        batch_op.drop_index("ix_order_summaries_status_total_id")
         batch_op.drop_index("ix_order_summaries_status_placed")
+        batch_op.drop_index("ix_order_summaries_customer_total_id")
+        batch_op.drop_index("ix_order_summaries_customer_status_placed")
         batch_op.drop_index("ix_order_summaries_placed_at")
         batch_op.drop_index("ix_order_summaries_customer_placed")
 

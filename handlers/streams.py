@@ -1,0 +1,8 @@
+"""What a subscription's stream may end with, besides its events: the errors the schema
+turns into GraphQL errors for the subscriber."""
+
+from __future__ import annotations
+
+from persistence.event_tail import SubscriberTooSlow
+
+__all__ = ["SubscriberTooSlow"]

@@ -1,0 +1,307 @@
+"""Strawberry's two websocket subprotocol handlers, with what a long-lived public socket needs
+and Strawberry does not give: server pings on graphql-transport-ws (proxies keep idle
+sockets up; a client that stops answering is closed), an init timeout on the legacy
+protocol too, and a bound on how long one send may wait for a client that stopped reading.
+
+Why the send bound: uvicorn stops accepting writes when a socket's buffer is full (the
+client does not read), and a send then waits until the client reads again, possibly
+forever. Each subscriber's queue is bounded, so memory is bounded either way, but the
+connection and its tasks would stay. After `send_timeout` the connection is dropped: the
+transport is aborted (close would wait for the full buffer to drain) and every operation
+of the socket ends. The client reconnects and resumes with `after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSyntaxError, parse
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+    PongMessage,
+    SubscribeMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    OperationMessage,
+    StartMessage,
+    StopMessage,
+)
+
+from orderdesk.shared_subscriptions import Frame, SharedSubscriptions
+
+logger = logging.getLogger("orderdesk.websocket")
+
+ABORT = "orderdesk.abort_transport"
+"""The ASGI scope key under which the view leaves a callable that aborts the connection."""
+
+PONG_TIMEOUT_CODE = 1011
+"""The close code for a client that did not answer a ping (as the websockets library uses)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocketLimits:
+    init_timeout: float
+    ping_interval: float
+    pong_timeout: float
+    send_timeout: float
+
+
+def _limits_of(view: object) -> SocketLimits:
+    limits = getattr(view, "socket_limits", None)
+    if not isinstance(limits, SocketLimits):
+        raise TypeError("the view must have socket_limits for these websocket handlers")
+    return limits
+
+
+def find_transport_abort(send: Callable[..., Any]) -> Callable[[], None] | None:
+    """The `abort` of the asyncio transport under an ASGI `send`, if it can be found.
+
+    ASGI offers no way to drop a connection whose write buffer is full. uvicorn's `send` is
+    a method of its protocol object, which holds the transport; Starlette wraps it in
+    closures. This looks through a few levels of those; with another server it finds
+    nothing and a stuck connection is only left by the app (its operations still end).
+    """
+    seen: set[int] = set()
+    todo: list[tuple[object, int]] = [(send, 0)]
+    while todo:
+        candidate, depth = todo.pop()
+        if id(candidate) in seen or depth > 5:
+            continue
+        seen.add(id(candidate))
+        transport = getattr(getattr(candidate, "__self__", None), "transport", None)
+        if isinstance(transport, asyncio.Transport):
+            return transport.abort
+        for cell in getattr(candidate, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):
+                if callable(cell.cell_contents):
+                    todo.append((cell.cell_contents, depth + 1))
+    return None
+
+
+class _BoundedSends:
+    """Send with a deadline; a send that cannot finish drops the connection.
+
+    A send that fails ends the task it runs in: the socket's own task (which then shuts
+    the socket's operations down) with WebSocketDisconnected, an operation's task by
+    being cancelled, quietly, as when the client unsubscribes.
+    """
+
+    websocket: Any
+    limits: SocketLimits
+    socket_task: asyncio.Task[Any] | None = None
+
+    async def _bounded_send(self, send: Callable[[], Any]) -> None:
+        try:
+            async with asyncio.timeout(self.limits.send_timeout):
+                await send()
+        except TimeoutError:
+            logger.warning(
+                "dropping a websocket whose client has not read for %s s", self.limits.send_timeout
+            )
+            self._abort()
+            raise self._gone() from None
+        except (WebSocketDisconnected, OSError):
+            raise self._gone() from None
+
+    def _abort(self) -> None:
+        abort = self.websocket.ws.scope.get(ABORT)
+        if abort is not None:
+            abort()
+
+    def _gone(self) -> BaseException:
+        if asyncio.current_task() is self.socket_task:
+            return WebSocketDisconnected()
+        return asyncio.CancelledError()
+
+
+class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any, Any]):
+    """graphql-transport-ws with server pings: `ping` every `ping_interval` seconds once the
+    connection is acknowledged; no `pong` within `pong_timeout` closes the socket (1011)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = _limits_of(self.view)
+        self._pinger: asyncio.Task[None] | None = None
+        self._pong = asyncio.Event()
+
+    async def handle(self) -> None:
+        self.socket_task = asyncio.current_task()
+        try:
+            await super().handle()
+        finally:
+            if self._pinger is not None:
+                self._pinger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._pinger
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._pinger is None:
+            self._pinger = asyncio.create_task(self._ping(), name="graphql-transport-ws-ping")
+
+    async def handle_pong(self, message: PongMessage) -> None:
+        self._pong.set()
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        # A syntax error must close the socket with 4400 and the error (the protocol's
+        # rule). Strawberry does that only when parsing happens outside extensions; with
+        # ParserCache, the error escapes the operation and the client gets a bare complete.
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            query = message["payload"]["query"]
+            if not isinstance(query, str):
+                await self.handle_invalid_message("Failed to parse message")
+                return
+            try:
+                parse(query, no_location=True)
+            except GraphQLSyntaxError as error:
+                await self.handle_invalid_message(error.message)
+                return
+        await super().handle_subscribe(message)
+
+    async def send_message(self, message: Message) -> None:
+        await self._bounded_send(lambda: self.websocket.send_json(message))
+
+    async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        shared: SharedSubscriptions | None = getattr(self.view, "shared_subscriptions", None)
+        ctx = getattr(self.context, "ctx", None)
+        key = None
+        if shared is not None and ctx is not None:
+            key = shared.key(
+                operation.query, operation.variables, operation.operation_name, ctx.identity
+            )
+        if shared is None or key is None:
+            await super().run_operation(operation)
+            return
+        await shared.follow(
+            key,
+            lambda: self.schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=self.context,
+                root_value=self.root_value,
+                operation_name=operation.operation_name,
+            ),
+            lambda frame: self._send_frame(operation, frame),
+            lambda position: self._cut_off(operation, shared.queue_size, position),
+        )
+
+    async def _send_frame(self, operation: Operation[Any, Any], frame: Frame) -> None:
+        if frame.kind == "next":
+            # The payload is encoded once for the whole group; only the id is this socket's.
+            text = f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{frame.payload}}}'
+            await self._bounded_send(lambda: self.websocket.ws.send_text(text))
+        elif frame.kind == "error":
+            await operation.send_operation_message(
+                {"id": operation.id, "type": "error", "payload": json.loads(frame.payload)}
+            )
+        else:
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def _cut_off(
+        self, operation: Operation[Any, Any], queue_size: int, position: str | None
+    ) -> None:
+        resume = f'resume with after: "{position}"' if position else "resume with after"
+        extensions: dict[str, object] = {"code": "SUBSCRIBER_TOO_SLOW"}
+        if position:
+            extensions["resumeAfter"] = position
+        error = GraphQLError(
+            f"the subscriber fell {queue_size} events behind and was disconnected; {resume}",
+            extensions=extensions,
+        )
+        await operation.send_operation_message(
+            {
+                "id": operation.id,
+                "type": "next",
+                "payload": {"data": None, "errors": [error.formatted]},
+            }
+        )
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.ping_interval)
+            self._pong.clear()
+            await self.send_message({"type": "ping"})
+            try:
+                async with asyncio.timeout(self.limits.pong_timeout):
+                    await self._pong.wait()
+            except TimeoutError:
+                reason = f"no pong within {self.limits.pong_timeout:g} s of a ping"
+                await self._close(PONG_TIMEOUT_CODE, reason)
+                return
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(self.limits.send_timeout):
+                await self.websocket.close(code=code, reason=reason)
+        except TimeoutError:
+            self._abort()
+
+
+class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
+    """The legacy graphql-ws (subscriptions-transport-ws) protocol, with the same bounded
+    sends and an init timeout (4408): an unauthenticated socket must not idle forever.
+
+    Its other rules are the legacy protocol's own, which GraphQL Playground expects: a
+    second `start` with a live id replaces that operation, unparsable messages are ignored,
+    keep-alives are `ka` messages that need no answer.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = _limits_of(self.view)
+        self._init_timeout: asyncio.Task[None] | None = None
+        self._completed: set[str] = set()
+
+    async def handle(self) -> None:
+        self.socket_task = asyncio.current_task()
+        self._init_timeout = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            self._init_timeout.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._init_timeout
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        if self._init_timeout is not None:
+            self._init_timeout.cancel()
+        await super().handle_connection_init(message)
+
+    async def send_message(self, message: OperationMessage) -> None:
+        await self._bounded_send(lambda: self.websocket.send_json(message))
+        if message["type"] == "complete":
+            self._completed.add(message["id"])
+
+    async def handle_start(self, message: StartMessage) -> None:
+        self._completed.discard(message["id"])
+        await super().handle_start(message)
+
+    async def handle_stop(self, message: StopMessage) -> None:
+        # Strawberry answers a stop with `complete` from the operation's task; a task
+        # cancelled before it first ran never answers, and the client waits for nothing.
+        operation_id = message["id"]
+        known = operation_id in self.tasks
+        await super().handle_stop(message)
+        if known and operation_id not in self._completed:
+            await self.send_message({"type": "complete", "id": operation_id})
+
+    async def _close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.limits.init_timeout)
+        await self.websocket.close(code=4408, reason="Connection initialisation timeout")
