@@ -447,6 +447,8 @@ class OrderSubscriptions:
         customer_id: relay.GlobalID | None = None,
         after: str | None = None,
     ) -> AsyncGenerator[OrderEvent, None]:
+        # Not a generator itself: its arguments are checked before the stream exists, so a
+        # bad one is the protocol's `error` message rather than a `next` with errors.
         if order_id is not None and order_id.type_name != ORDER:
             raise UserInputError(f"{order_id} is not an order id")
         if customer_id is not None and customer_id.type_name != CUSTOMER:
@@ -456,11 +458,15 @@ class OrderSubscriptions:
             customer_id=customer_id.node_id if customer_id is not None else None,
             after=parse_position(after),
         )
-        async for change in watch(info, request):
-            _fresh_loaders(info, change.order)
-            yield OrderEvent(
-                position=str(change.position),
-                occurred_at=change.occurred_at,
-                type=change.type,
-                order=Order.from_view(change.order.order),
-            )
+        return _order_events(info, request)
+
+
+async def _order_events(info: Info, request: WatchOrders) -> AsyncGenerator[OrderEvent, None]:
+    async for change in watch(info, request):
+        _fresh_loaders(info, change.order)
+        yield OrderEvent(
+            position=str(change.position),
+            occurred_at=change.occurred_at,
+            type=change.type,
+            order=Order.from_view(change.order.order),
+        )

@@ -303,16 +303,22 @@ class ProductSubscriptions:
     async def product_events(
         self, info: Info, product_id: relay.GlobalID | None = None, after: str | None = None
     ) -> AsyncGenerator[ProductEvent, None]:
+        # Not a generator itself: its arguments are checked before the stream exists, so a
+        # bad one is the protocol's `error` message rather than a `next` with errors.
         watched = None
         if product_id is not None:
             if product_id.type_name != PRODUCT:
                 raise UserInputError(f"{product_id} is not a product id")
             watched = product_id.node_id
         request = WatchProducts(product_id=watched, after=parse_position(after))
-        async for change in watch(info, request):
-            yield ProductEvent(
-                position=str(change.position),
-                occurred_at=change.occurred_at,
-                type=change.type,
-                product=Product.from_view(change.product),
-            )
+        return _product_events(info, request)
+
+
+async def _product_events(info: Info, request: WatchProducts) -> AsyncGenerator[ProductEvent, None]:
+    async for change in watch(info, request):
+        yield ProductEvent(
+            position=str(change.position),
+            occurred_at=change.occurred_at,
+            type=change.type,
+            product=Product.from_view(change.product),
+        )

@@ -148,8 +148,8 @@ async def test_ids_of_the_wrong_kind_are_bad_user_input(served: Served) -> None:
         await socket.init()
         await socket.subscribe("1", orderId=product_id)
         message = await socket.receive()
-        errors = message["payload"]["errors"]
-        assert [(e["message"], e["extensions"]["code"]) for e in errors] == [
+        assert (message["id"], message["type"]) == ("1", "error"), message
+        assert [(e["message"], e["extensions"]["code"]) for e in message["payload"]] == [
             (f"{product_id} is not an order id", "BAD_USER_INPUT")
         ]
 

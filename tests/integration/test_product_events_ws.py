@@ -461,26 +461,25 @@ async def _failure(socket: Socket, op_id: str) -> tuple[str, list[JSON]]:
 ORDER_ID = product_global_id_of_another_type()
 
 
-# Arguments the resolver checks itself fail in a `next` (then `complete`), not in an `error`
-# message: `product_events` is an async generator, so its checks run at the first iteration,
-# after the source stream exists. Arguments GraphQL refuses while coercing them (a malformed
-# global id) fail before execution: an `error` message.
+# Bad arguments fail the operation with the protocol's `error` message, whether the resolver
+# refuses them (it checks them before it makes the stream) or GraphQL does while coercing
+# them (a malformed global id).
 @pytest.mark.parametrize(
     ("variables", "failure"),
     [
         (
             {"after": "abc"},
-            ("next", "after must be a position from an earlier event, not 'abc'"),
+            ("error", "after must be a position from an earlier event, not 'abc'"),
         ),
         (
             {"after": "-1"},
-            ("next", "after must be a position from an earlier event, not '-1'"),
+            ("error", "after must be a position from an earlier event, not '-1'"),
         ),
         (
             {"after": "1" * 19},
-            ("next", f"after must be a position from an earlier event, not '{'1' * 19}'"),
+            ("error", f"after must be a position from an earlier event, not '{'1' * 19}'"),
         ),
-        ({"productId": ORDER_ID}, ("next", f"{ORDER_ID} is not a product id")),
+        ({"productId": ORDER_ID}, ("error", f"{ORDER_ID} is not a product id")),
         (
             {"productId": "not a global id"},
             ("error", 'Value cannot represent a GlobalID: "not a global id".'),
@@ -515,17 +514,11 @@ async def test_legacy_protocol_reports_a_bad_after_and_keeps_the_socket(
     async with open_socket(served, LEGACY_WS) as socket:
         await socket.init()
         await socket.subscribe("bad", after="abc")
-        assert await socket.receive() == {
-            "type": "data",
-            "id": "bad",
-            "payload": {
-                "data": None,
-                "errors": [
-                    _bad_user_input("after must be a position from an earlier event, not 'abc'")
-                ],
-            },
-        }
-        assert await socket.receive() == {"type": "complete", "id": "bad"}
+        refused = await socket.receive()
+        assert (refused["type"], refused["id"]) == ("error", "bad")
+        assert {k: refused["payload"][k] for k in ("message", "extensions")} == _bad_user_input(
+            "after must be a position from an earlier event, not 'abc'"
+        )
         await socket.subscribe("good", after="0")
         event = await socket.next_event("good")
         assert (event["type"], event["product"]) == ("CREATED", product)
@@ -541,8 +534,8 @@ async def test_an_after_of_non_ascii_digits_is_bad_user_input(
         await socket.init()
         await socket.subscribe("bad", after="²")
         kind, errors = await _failure(socket, "bad")
-        assert kind == "next", errors
-        assert errors == [
+        assert kind == "error", errors
+        assert [{k: e[k] for k in ("message", "extensions")} for e in errors] == [
             _bad_user_input("after must be a position from an earlier event, not '²'")
         ]
 
