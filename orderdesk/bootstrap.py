@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -51,9 +52,13 @@ class Services:
     projector: Projector
     tail: EventTail
     mediator: Mediator
-    tokens: Tokens
     metrics: CollectorRegistry
     wake_ups: WakeUps = field(default_factory=NoWakeUps)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        # Made on first use: a command that never handles a token makes no secret file.
+        return tokens_for(self.settings)
 
     async def migrate(self) -> None:
         await migrate(self.write_engine, "write")
@@ -167,7 +172,6 @@ def bootstrap(
         projector=projector,
         tail=tail,
         mediator=mediator,
-        tokens=tokens_for(settings),
         wake_ups=wake_ups,
         metrics=metrics,
     )
