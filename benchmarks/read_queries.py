@@ -189,7 +189,7 @@ async def measure(services: Services, runs: int) -> float:
         return RequestContext(
             mediator=services.mediator,
             ctx=ctx,
-            loaders=Loaders(services.mediator, ctx),
+            request_loaders=Loaders(services.mediator, ctx),
             issue_customer_token=services.tokens.issue_for_customer,
         )
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from domain.aggregate import Aggregate
 from domain.customers import Customer
 from domain.errors import InvalidTransition, Issues
-from domain.money import canonical_amount
+from domain.money import MAX_AMOUNT, canonical_amount
 from domain.products import Product
 
 MAX_LINES = 50
@@ -95,6 +95,7 @@ class OrderCancelled:
     customer_id: str
     total: Decimal
     reason: str
+    currency: str = ""
 
 
 ORDER_EVENTS = (OrderPlaced, OrderConfirmed, OrderShipped, OrderDelivered, OrderCancelled)
@@ -173,6 +174,9 @@ class Order(Aggregate):
         for field in ("street", "city", "postal_code", "country"):
             if not getattr(shipping_address, field).strip():
                 issues.add(f"shippingAddress.{_camel(field)}", "must not be empty")
+        total = sum((w.product.price.amount * w.quantity for w in wanted), Decimal(0))
+        if total >= MAX_AMOUNT:
+            issues.add("lines", f"must add up to less than {MAX_AMOUNT} in all")
         if len(special_instructions) > MAX_INSTRUCTIONS:
             issues.add("specialInstructions", f"must be at most {MAX_INSTRUCTIONS} characters")
         issues.raise_if_any()
@@ -226,6 +230,6 @@ class Order(Aggregate):
     def cancel(self, reason: str, products: dict[str, Product]) -> None:
         """Cancel and give each line's reserved stock back to its product (all loaded)."""
         self._move(OrderStatus.CANCELLED)
-        self._record(OrderCancelled(self.id, self.customer_id, self.total, reason))
+        self._record(OrderCancelled(self.id, self.customer_id, self.total, reason, self.currency))
         for line in self.lines:
             products[line.product_id].release(line.quantity, self.id)

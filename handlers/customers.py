@@ -201,8 +201,12 @@ async def project_customer_summaries(connection: AsyncConnection, stored: Stored
             .where(c.id == event.customer_id)
             .values(
                 order_count=c.order_count + 1,
-                lifetime_value=c.lifetime_value + event.total,
-                # The first order fixes the currency lifetime value is counted in.
+                # The first order fixes the currency lifetime value is counted in; orders in
+                # another currency count as orders, not as value (no rates are known here).
+                lifetime_value=case(
+                    (c.currency.in_(["", event.currency]), c.lifetime_value + event.total),
+                    else_=c.lifetime_value,
+                ),
                 currency=case((c.currency == "", event.currency), else_=c.currency),
                 last_position=stored.position,
             )
@@ -210,7 +214,7 @@ async def project_customer_summaries(connection: AsyncConnection, stored: Stored
     elif isinstance(event, OrderCancelled):
         await connection.execute(
             update(customer_summaries)
-            .where(c.id == event.customer_id)
+            .where(c.id == event.customer_id, c.currency == event.currency)
             .values(lifetime_value=c.lifetime_value - event.total, last_position=stored.position)
         )
 

@@ -52,10 +52,15 @@ def idempotent(
         if kind is None or key is None:
             return await call_next()
         caller = identity_of(ctx)
+        digest = fingerprint(message)
+        # A key belongs to its caller. Anonymous callers are not told apart, so theirs
+        # belongs to the request too: a replay (which may hand out the new customer's
+        # token) needs the key and the very same input, and no one can squat a key.
+        owner = caller.subject if caller else f"anonymous:{digest}"
         claim = IdempotencyClaim(
-            scope=f"{type(message).__name__}:{caller.subject if caller else 'anonymous'}",
+            scope=f"{type(message).__name__}:{owner}",
             key=key,
-            fingerprint=fingerprint(message),
+            fingerprint=digest,
             kind=kind,
         )
         if (outcome := await find(claim)) is not None:

@@ -48,9 +48,9 @@ from handlers.paging import (
     Page,
     Slice,
     check_page_size,
+    decode_amount,
     decode_cursor,
     encode_cursor,
-    invalid_cursor,
 )
 from handlers.transaction import unit_of_work
 from handlers.written import Written
@@ -371,8 +371,6 @@ _ORDER_BY = {
     # Both descending, so the (total, id) indexes serve it read backwards.
     OrderSort.TOTAL_DESC: (_SUMMARY.total.desc(), _SUMMARY.id.desc()),
 }
-# Larger than any order total; a cursor naming more is not one of ours.
-_MAX_TOTAL = Decimal(10) ** 14
 
 
 def _cursor_name(sort: OrderSort) -> str:
@@ -396,13 +394,7 @@ def _order_keyset(sort: OrderSort, after: str) -> ColumnElement[bool]:
             return _SUMMARY.placed_position < position
         return _SUMMARY.placed_position > position
     total_text, key = decode_cursor(after, _cursor_name(sort), (str, str))
-    try:
-        total = Decimal(str(total_text))
-        valid = total.is_finite() and abs(total) < _MAX_TOTAL and total == round(total, 4)
-    except ArithmeticError:
-        valid = False
-    if not valid:
-        raise invalid_cursor()
+    total = decode_amount(total_text)
     return or_(_SUMMARY.total < total, and_(_SUMMARY.total == total, _SUMMARY.id < key))
 
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 from domain.errors import FieldIssue, ValidationFailed
@@ -51,22 +52,48 @@ def encode_cursor(order: str, key: CursorKey) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# Longer than any cursor we make (a sort name, a 200-character name and an id).
+MAX_CURSOR_LENGTH = 1_024
+# Positions and other integer keys are BIGINT columns.
+_MAX_INTEGER = 2**63 - 1
+# Larger than any amount a row can hold (an order's total is capped below 10**12).
+_MAX_AMOUNT = Decimal(10) ** 14
+
+
 def decode_cursor(cursor: str, order: str, types: tuple[type, ...]) -> CursorKey:
-    """The key inside a cursor made for `order`; anything else is a ValidationFailed on `after`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        decoded = json.loads(raw)
-    except (binascii.Error, ValueError):
-        decoded = None
+    """The key inside a cursor made for `order`; anything else is a ValidationFailed on `after`.
+
+    A cursor comes from the client, so it is checked as input: its length, its shape, and
+    integers that fit the columns they are compared with.
+    """
+    decoded = None
+    if len(cursor) <= MAX_CURSOR_LENGTH:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except (binascii.Error, ValueError, RecursionError):
+            decoded = None
     if (
         isinstance(decoded, list)
         and len(decoded) == len(types) + 1
         and decoded[0] == order
         and all(type(value) is kind for value, kind in zip(decoded[1:], types, strict=True))
+        and all(0 <= value <= _MAX_INTEGER for value in decoded[1:] if type(value) is int)
     ):
         key: CursorKey = decoded[1:]
         return key
     raise invalid_cursor()
+
+
+def decode_amount(text: str | int) -> Decimal:
+    """An amount inside a cursor: finite, at most four places, within what a row can hold."""
+    try:
+        amount = Decimal(str(text))
+        valid = amount.is_finite() and abs(amount) < _MAX_AMOUNT and amount == round(amount, 4)
+    except ArithmeticError:
+        valid = False
+    if not valid:
+        raise invalid_cursor()
+    return amount
 
 
 def invalid_cursor() -> ValidationFailed:

@@ -30,9 +30,9 @@ from handlers.paging import (
     CursorKey,
     Page,
     check_page_size,
+    decode_amount,
     decode_cursor,
     encode_cursor,
-    invalid_cursor,
 )
 from handlers.transaction import unit_of_work
 from handlers.written import Written
@@ -222,10 +222,7 @@ def _keyset(sort: ProductSort, after: str) -> ColumnElement[bool]:
         name, key = decode_cursor(after, sort.value, (str, str))
         return or_(c.name > name, and_(c.name == name, c.id > key))
     price_text, key = decode_cursor(after, sort.value, (str, str))
-    try:
-        price = Decimal(str(price_text))
-    except ArithmeticError:
-        raise invalid_cursor() from None
+    price = decode_amount(price_text)
     if sort is ProductSort.PRICE_ASC:
         return or_(c.price > price, and_(c.price == price, c.id > key))
     return or_(c.price < price, and_(c.price == price, c.id > key))

@@ -8,6 +8,7 @@ input's own names (`lines.2.quantity`, `shippingAddress.postalCode`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -34,14 +35,30 @@ def check(message: object) -> None:
     """Raise ValidationFailed with every rule the message breaks."""
     if not dataclasses.is_dataclass(message) or isinstance(message, type):
         return
+    fields = dataclasses.asdict(message)
+    issues = list(_nul_characters(fields, ()))
     try:
-        _adapter(type(message)).validate_python(dataclasses.asdict(message))
+        _adapter(type(message)).validate_python(fields)
     except PydanticValidationError as error:
-        issues = [
+        issues += [
             FieldIssue(tuple(_camel(part) for part in issue["loc"]), issue["msg"])
             for issue in error.errors()
         ]
-        raise ValidationFailed(_most_specific(issues)) from None
+    if issues:
+        raise ValidationFailed(_most_specific(issues))
+
+
+def _nul_characters(value: object, path: tuple[str, ...]) -> Iterator[FieldIssue]:
+    """NUL in text: PostgreSQL cannot store it (SQLite can), so no database may get it."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield FieldIssue(path, "must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nul_characters(item, (*path, _camel(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _nul_characters(item, (*path, str(index)))
 
 
 def _most_specific(issues: list[FieldIssue]) -> list[FieldIssue]:

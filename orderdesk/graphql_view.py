@@ -87,7 +87,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         return RequestContext(
             mediator=services.mediator,
             ctx=ctx,
-            loaders=Loaders(services.mediator, ctx),
+            request_loaders=Loaders(services.mediator, ctx),
             issue_customer_token=services.tokens.issue_for_customer,
             request=request,
             response=response,

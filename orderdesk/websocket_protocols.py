@@ -38,6 +38,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage as LegacyConnectionInitMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ErrorMessage,
     OperationMessage,
     StartMessage,
     StopMessage,
@@ -67,6 +68,34 @@ def _limits_of(view: object) -> SocketLimits:
     if not isinstance(limits, SocketLimits):
         raise TypeError("the view must have socket_limits for these websocket handlers")
     return limits
+
+
+def malformed(message: object, *, start: str) -> str | None:
+    """What is wrong with a client message's shape, or None.
+
+    Strawberry trusts the shape of what it parsed: a `payload` that is a string, or a
+    message that is a list, would raise deep inside it and drop the socket with no code.
+    """
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "Failed to parse message"
+    if message["type"] != start:
+        return None if isinstance(message.get("id", ""), str) else "Failed to parse message"
+    payload = message.get("payload")
+    well_formed = (
+        isinstance(message.get("id"), str)
+        and isinstance(payload, dict)
+        and isinstance(payload.get("query"), str)
+        and isinstance(payload.get("variables") or {}, dict)
+        and isinstance(payload.get("operationName") or "", str)
+    )
+    return None if well_formed else "Failed to parse message"
+
+
+def _start_operation(context: object) -> None:
+    """Loaders of the operation's own: the connection's context outlives many operations."""
+    start = getattr(context, "start_operation", None)
+    if start is not None:
+        start()
 
 
 def find_transport_abort(send: Callable[..., Any]) -> Callable[[], None] | None:
@@ -158,6 +187,12 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
     async def handle_pong(self, message: PongMessage) -> None:
         self._pong.set()
 
+    async def handle_message(self, message: Message) -> None:
+        if (problem := malformed(message, start="subscribe")) is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
+
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # A syntax error must close the socket with 4400 and the error (the protocol's
         # rule). Strawberry does that only when parsing happens outside extensions; with
@@ -178,6 +213,7 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
         await self._bounded_send(lambda: self.websocket.send_json(message))
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        _start_operation(self.context)
         shared: SharedSubscriptions | None = getattr(self.view, "shared_subscriptions", None)
         ctx = getattr(self.context, "ctx", None)
         key = None
@@ -188,15 +224,20 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
         if shared is None or key is None:
             await super().run_operation(operation)
             return
-        await shared.follow(
-            key,
-            lambda: self.schema.stream(
+
+        async def start() -> Any:
+            _start_operation(self.context)  # in the group's own task
+            return await self.schema.stream(
                 operation.query,
                 variable_values=operation.variables,
                 context_value=self.context,
                 root_value=self.root_value,
                 operation_name=operation.operation_name,
-            ),
+            )
+
+        await shared.follow(
+            key,
+            start,
             lambda frame: self._send_frame(operation, frame),
             lambda position: self._cut_off(operation, shared.queue_size, position),
         )
@@ -284,6 +325,20 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
             self._init_timeout.cancel()
         await super().handle_connection_init(message)
 
+    async def handle_message(self, message: OperationMessage) -> None:
+        # The legacy protocol has no close code for a bad message; it answers `error`.
+        if (problem := malformed(message, start="start")) is not None:
+            identifier = message.get("id") if isinstance(message, dict) else None
+            await self.send_message(
+                ErrorMessage(
+                    type="error",
+                    id=identifier if isinstance(identifier, str) else "",
+                    payload={"message": problem},
+                )
+            )
+            return
+        await super().handle_message(message)
+
     async def send_message(self, message: OperationMessage) -> None:
         await self._bounded_send(lambda: self.websocket.send_json(message))
         if message["type"] == "complete":
@@ -292,6 +347,16 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
     async def handle_start(self, message: StartMessage) -> None:
         self._completed.discard(message["id"])
         await super().handle_start(message)
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        _start_operation(self.context)
+        await super().handle_async_results(operation_id, query, operation_name, variables)
 
     async def handle_stop(self, message: StopMessage) -> None:
         # Strawberry answers a stop with `complete` from the operation's task; a task

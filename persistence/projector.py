@@ -119,7 +119,12 @@ class Projector:
 
     # The timeout is ours to own: its error names the positions, which asyncio.timeout cannot.
     async def wait_for(self, position: int, timeout: float) -> None:  # noqa: ASYNC109
-        """Return once every running projection has applied the event at `position`."""
+        """Return once every running projection has applied the event at `position`.
+
+        Parked projections are not waited for: a broken read model must not hold up
+        every write. A mutation whose own read model is parked finds its row missing and
+        says so (READ_MODEL_LAGGING); the write itself is committed.
+        """
         if self._reached >= position:
             return
         self.wake()

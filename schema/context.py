@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
@@ -97,14 +98,36 @@ class Loaders:
 
 @dataclass
 class RequestContext:
+    """One per HTTP request, or one per websocket connection.
+
+    A websocket runs many operations at once over one RequestContext, so its loaders are
+    the operation's own (`start_operation`, in each operation's task): a cache shared by
+    the whole connection would serve stale rows for as long as the socket lives.
+    """
+
     mediator: Mediator
     ctx: Context
-    loaders: Loaders
+    request_loaders: Loaders
     issue_customer_token: Callable[[str], str]
     request: Any = None
     response: Any = None
     # Set by Strawberry on websockets from the `connection_init` payload.
     connection_params: dict[str, object] | None = field(default=None)
+
+    @property
+    def loaders(self) -> Loaders:
+        return _operation_loaders.get() or self.request_loaders
+
+    @loaders.setter
+    def loaders(self, loaders: Loaders) -> None:
+        _operation_loaders.set(loaders)
+
+    def start_operation(self) -> None:
+        """Fresh loaders for the operation this task runs (call it in that task)."""
+        _operation_loaders.set(Loaders(self.mediator, self.ctx))
+
+
+_operation_loaders: ContextVar[Loaders | None] = ContextVar("operation_loaders", default=None)
 
 
 Info: TypeAlias = strawberry.Info[RequestContext, None]

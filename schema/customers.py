@@ -15,6 +15,7 @@ from handlers.access import Identity, Role, identity_of
 from handlers.customers import CountCustomers, CustomerView, ListCustomers, RegisterCustomer
 from handlers.orders import OrderSort
 from handlers.paging import DEFAULT_PAGE_SIZE
+from handlers.pipeline import ReadModelLagging
 from handlers.written import Written
 from mediator import Context
 from schema.context import Info, Loaders
@@ -177,8 +178,8 @@ class CustomerMutations:
             )
             loaders = Loaders(info.context.mediator, as_customer)
             customer = await load_customer(loaders, written.entity_id)
-            if customer is None:  # pragma: no cover - the pipeline waited for the read model
-                raise RuntimeError(f"customer {written.entity_id} is missing from the read model")
+            if customer is None:
+                raise ReadModelLagging(f"{written.entity_id} was saved but is not readable yet")
             return RegisterCustomerSuccess(
                 customer=customer,
                 access_token=info.context.issue_customer_token(written.entity_id),

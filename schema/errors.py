@@ -122,7 +122,9 @@ async def run_command(
 ) -> S | CommandError:
     """Send a command; present its success, or return its refusal as a typed error."""
     try:
-        written = await info.context.mediator.send(command, info.context.ctx)
+        # A copy per command: behaviors keep per-command state (the unit of work, the
+        # idempotency claim) on it, and a websocket runs many operations on one context.
+        written = await info.context.mediator.send(command, info.context.ctx.copy())
     except DomainError as error:
         return typed_error(error)
     return await present(written)

@@ -32,6 +32,7 @@ from handlers.orders import (
     WatchOrders,
 )
 from handlers.paging import DEFAULT_PAGE_SIZE, Page, Slice, check_page_size
+from handlers.pipeline import ReadModelLagging
 from handlers.written import Written
 from mediator import Command
 from schema.context import CustomerOrdersKey, Info, Loaders
@@ -311,8 +312,8 @@ CancelOrderResult = Annotated[
 async def present_order(info: Info, written: Written) -> Order:
     info.context.loaders.forget(written.entity_id)
     view = await info.context.loaders.orders.load(written.entity_id)
-    if view is None:  # pragma: no cover - the pipeline waited for the read model
-        raise RuntimeError(f"order {written.entity_id} is missing from the read model")
+    if view is None:
+        raise ReadModelLagging(f"{written.entity_id} was saved but is not readable yet")
     return Order.from_view(view)
 
 

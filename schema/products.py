@@ -14,6 +14,7 @@ from strawberry import relay
 from domain.errors import NotFound
 from domain.products import Product as ProductAggregate
 from handlers.paging import DEFAULT_PAGE_SIZE
+from handlers.pipeline import ReadModelLagging
 from handlers.products import (
     CreateProduct,
     DeleteProduct,
@@ -95,8 +96,8 @@ def product_id(product: relay.GlobalID) -> str:
 async def _present(info: Info, written: Written) -> Product:
     info.context.loaders.forget(written.entity_id)
     view = await info.context.loaders.products.load(written.entity_id)
-    if view is None:  # pragma: no cover - the pipeline waited for the read model
-        raise RuntimeError(f"product {written.entity_id} is missing from the catalog")
+    if view is None:
+        raise ReadModelLagging(f"{written.entity_id} was saved but is not readable yet")
     return Product.from_view(view)
 
 

@@ -296,6 +296,9 @@ async def test_a_retried_registration_returns_the_same_customer(client: GraphQLC
     again_id, token = await register(client, "Ada", **key)
     assert again_id == first_id
     assert (await client.as_customer(token).execute(ME))["me"]["id"] == first_id
+    # Anonymous keys belong to their input: another sign-up with the same key is its own.
+    other_id, _ = await register(client, "Zed", **key)
+    assert other_id != first_id
     taken = (
         await client.anonymous().execute(
             REGISTER, {"input": {"name": "Eve", "email": "ADA@example.com "}}
@@ -357,3 +360,20 @@ async def test_concurrent_orders_never_oversell_on_postgres(
     postgres_client: GraphQLClient,
 ) -> None:
     await oversell(postgres_client, postgres_client.served.settings.database_url)
+
+
+async def test_lifetime_value_counts_one_currency(client: GraphQLClient) -> None:
+    _, token = await register(client)
+    ada = client.as_customer(token)
+    dollars = await new_product(client, "usd", 5, "10.00")
+    euros = (
+        await client.execute(
+            CREATE_PRODUCT,
+            {"input": {"sku": "eur", "name": "Eur", "price": "10", "currency": "EUR", "stock": 5}},
+        )
+    )["createProduct"]["product"]["id"]
+    await ada.execute(PLACE, placing((dollars, 1)))
+    euro_order = (await ada.execute(PLACE, placing((euros, 1))))["placeOrder"]["order"]["id"]
+    await ada.execute(move("cancelOrder", "CancelOrderSuccess"), {"input": {"id": euro_order}})
+    me = (await ada.execute(ME))["me"]
+    assert (me["orderCount"], me["lifetimeValue"]) == (2, {"amount": "10.00", "currency": "USD"})

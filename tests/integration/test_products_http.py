@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import pytest
 
+from handlers.paging import encode_cursor
 from tests.graphql_client import JSON, GraphQLClient
 
 PRODUCT_FIELDS = "id sku name description price { amount currency } stock version createdAt"
@@ -285,3 +287,29 @@ async def test_a_cursor_from_another_sort_is_refused(client: GraphQLClient) -> N
         error = response.json()["errors"][0]
         assert error["extensions"]["code"] == "BAD_USER_INPUT"
         assert error["extensions"]["fields"][0]["path"] == ["after"]
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [
+        ("PRICE_ASC", ["NaN", "x"]),
+        ("PRICE_ASC", ["Infinity", "x"]),
+        ("PRICE_DESC", ["1e30", "x"]),
+        ("PRICE_ASC", ["1.234567", "x"]),
+        ("NEWEST", [10**20]),
+        ("NEWEST", [-1]),
+    ],
+)
+async def test_forged_cursors_are_bad_user_input(
+    client: GraphQLClient, sort: str, key: list[str | int]
+) -> None:
+    forged = encode_cursor(sort, key)
+    response = await client.anonymous().post(PRODUCTS, {"first": 1, "after": forged, "sort": sort})
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", response.text
+
+
+async def test_an_overlong_or_deeply_nested_cursor_is_bad_user_input(client: GraphQLClient) -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 100_000).decode()
+    for after in (deep, "A" * 5_000):
+        response = await client.post(PRODUCTS, {"first": 1, "after": after, "sort": "NEWEST"})
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

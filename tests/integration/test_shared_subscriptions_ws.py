@@ -16,6 +16,16 @@ from tests.ws_client import (
     register,
 )
 
+
+async def tail_followers(served: Served, count: int) -> None:
+    """Wait until the event tail has `count` subscribers: without a cursor, nothing else
+    says that a subscription is in place before the next event."""
+    async with asyncio.timeout(10):
+        # The tail lives in the server thread's loop: polled, as no event can cross over.
+        while served.services.tail.subscriber_count != count:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
 LIVE_ORDER_EVENTS = """subscription {
     orderEvents { position type order { id status customer { name } } }
 }"""
@@ -39,7 +49,8 @@ async def test_identical_subscriptions_by_different_callers_stay_apart(
         await ada_socket.init(ada_token)
         for socket in (staff_one, staff_two, ada_socket):
             await socket.subscribe("live", LIVE_ORDER_EVENTS)
-        await asyncio.sleep(0.3)  # the subscriptions reach the event tail
+        # Staff share one group; Ada's is her own: two followers of the event tail.
+        await tail_followers(served, 2)
         # Without a cursor nothing confirms a subscription is registered: a first event
         # that every socket sees (Ada's own order) proves all three are.
         ada_order = await place_order(ada, product)
@@ -75,7 +86,7 @@ async def test_a_member_leaving_does_not_end_the_others(
         async with open_socket(served.ws_url) as leaving:
             await leaving.init(STAFF_TOKEN)
             await leaving.subscribe("live", LIVE_ORDER_EVENTS)
-            await asyncio.sleep(0.3)  # the subscriptions reach the event tail
+            await tail_followers(served, 1)  # both staff sockets, one shared group
             first = await place_order(ada, product)
             assert (await leaving.next_data("live"))["order"]["id"] == first["id"]
             assert (await staying.next_data("live"))["order"]["id"] == first["id"]

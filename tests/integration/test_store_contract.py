@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from domain.errors import VersionConflict
+from domain.errors import ValidationFailed, VersionConflict
 from domain.products import Product, ProductCreated, ProductRestocked
 from handlers.access import Identity, Role
 from handlers.products import CreateProduct, GetProducts, RestockProduct
@@ -165,3 +165,29 @@ async def test_the_projector_applies_each_event_once(services: Services) -> None
     assert (row.stock, row.version) == (4, 2)
     assert services.projector.position == (await log_of(services))[-1].position
     assert {s.parked_error for s in services.projector.status()} == {None}
+
+
+async def test_nul_characters_are_refused_before_any_database_sees_them(
+    services: Services,
+) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        await services.mediator.send(
+            CreateProduct(sku="A", name="An\x00vil", description="x\x00", price=Decimal(1)),
+            staff(),
+        )
+    assert {i.path for i in refused.value.issues} == {("name",), ("description",)}
+    assert await count(services, event_log) == 0
+
+
+async def test_workers_migrating_at_once_all_start(tmp_path: Path) -> None:
+    """As `orderdesk serve --workers 3` does on a fresh database."""
+    async with postgres_database_url() as url:
+        workers = [
+            bootstrap(Settings(database_url=url, jwt_secret=SecretStr(TEST_SECRET)))
+            for _ in range(3)
+        ]
+        try:
+            await asyncio.gather(*(w.migrate() for w in workers))
+        finally:
+            for worker in workers:
+                await worker.stop()

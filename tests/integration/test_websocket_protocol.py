@@ -4,6 +4,7 @@ the subscriptions cap, server pings and dead clients, and a clean shutdown."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -235,3 +236,37 @@ async def test_stopping_the_server_closes_subscribers_and_leaves_no_task(
     assert leftovers == []
     problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert problems == []
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "subscribe", "id": "1", "payload": "x"},
+        {"type": "subscribe", "id": "1", "payload": []},
+        {"type": "subscribe", "id": "1", "payload": {"query": ORDER_EVENTS, "variables": "zz"}},
+        {"type": "subscribe", "id": 5, "payload": {"query": ORDER_EVENTS}},
+        [1, 2],
+        5,
+    ],
+    ids=["payload-string", "payload-list", "variables-string", "id-number", "a-list", "a-number"],
+)
+async def test_malformed_messages_close_with_4400(quick: Served, frame: object) -> None:
+    async with open_socket(quick.ws_url) as socket:
+        await socket.init()
+        await socket.send(json.dumps(frame))
+        code, _ = await socket.closed()
+        assert code == 4400
+
+
+async def test_the_legacy_protocol_answers_a_malformed_start_with_an_error(quick: Served) -> None:
+    async with open_socket(quick.ws_url, LEGACY_WS) as socket:
+        await socket.init()
+        await socket.send({"type": "start", "id": "1"})
+        assert await socket.receive() == {
+            "type": "error",
+            "id": "1",
+            "payload": {"message": "Failed to parse message"},
+        }
+        await socket.subscribe("2")  # the socket still works
+        await socket.send({"id": "2", "type": "stop"})
+        assert await socket.receive() == {"id": "2", "type": "complete"}
