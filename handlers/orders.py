@@ -253,6 +253,19 @@ def order_view(row: Row[tuple[object, ...]]) -> OrderView:
     )
 
 
+def order_line_view(row: Row[tuple[object, ...]]) -> OrderLineView:
+    c = row._mapping
+    return OrderLineView(
+        order_id=c["order_id"],
+        product_id=c["product_id"],
+        product_name=c["product_name"],
+        unit_price=c["unit_price"],
+        quantity=c["quantity"],
+        line_total=c["line_total"],
+        currency=c["currency"],
+    )
+
+
 def visible_to(caller: Identity | None) -> ColumnElement[bool]:
     """Rows of order_summaries the caller may read."""
     if caller is not None and caller.is_staff:
@@ -291,17 +304,7 @@ async def get_order_lines(
     )
     async with read_engine.connect() as connection:
         for row in await connection.execute(statement):
-            lines[row.order_id].append(
-                OrderLineView(
-                    order_id=row.order_id,
-                    product_id=row.product_id,
-                    product_name=row.product_name,
-                    unit_price=row.unit_price,
-                    quantity=row.quantity,
-                    line_total=row.line_total,
-                    currency=row.currency,
-                )
-            )
+            lines[row.order_id].append(order_line_view(row))
     return lines
 
 
@@ -638,17 +641,7 @@ async def load_order_event_views(
         .order_by(order_lines.c.order_id, order_lines.c.line_number)
     )
     for row in await connection.execute(statement):
-        lines[row.order_id].append(
-            OrderLineView(
-                order_id=row.order_id,
-                product_id=row.product_id,
-                product_name=row.product_name,
-                unit_price=row.unit_price,
-                quantity=row.quantity,
-                line_total=row.line_total,
-                currency=row.currency,
-            )
-        )
+        lines[row.order_id].append(order_line_view(row))
     customers = await load_customer_views(
         connection, sorted({order.customer_id for order in orders.values()})
     )
