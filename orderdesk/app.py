@@ -74,10 +74,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = bootstrap(settings, extra_projections=extra_projections)
-        await services.start()
-        app.state.services = services
-        tune_garbage_collector()
         try:
+            # Inside the try: a start that fails half-way still closes what it opened.
+            await services.start()
+            app.state.services = services
+            tune_garbage_collector()
             yield
         finally:
             await services.stop()
