@@ -65,24 +65,27 @@ class EventLog:
             await connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY}
             )
-        position = 0
-        for new in events:
-            result = await connection.execute(
-                insert(event_log)
-                .values(
-                    event_id=str(uuid.uuid4()),
-                    stream_type=new.stream_type,
-                    stream_id=new.stream_id,
-                    stream_version=new.stream_version,
-                    event_type=self.codec.name_of(new.event),
-                    payload=self.codec.encode(new.event),
-                    occurred_at=occurred_at,
-                    correlation_id=correlation_id,
-                )
-                .returning(event_log.c.position)
-            )
-            position = result.scalar_one()
-        return position
+        rows = [
+            {
+                "event_id": str(uuid.uuid4()),
+                "stream_type": new.stream_type,
+                "stream_id": new.stream_id,
+                "stream_version": new.stream_version,
+                "event_type": self.codec.name_of(new.event),
+                "payload": self.codec.encode(new.event),
+                "occurred_at": occurred_at,
+                "correlation_id": correlation_id,
+            }
+            for new in events
+        ]
+        # One statement for the whole batch (an order of 50 lines appends 51 events), with
+        # positions handed out in the order given; the append lock is held the less.
+        result = await connection.execute(
+            insert(event_log).returning(event_log.c.position, sort_by_parameter_order=True),
+            rows,
+        )
+        positions: list[int] = list(result.scalars())
+        return max(positions)
 
     async def read(
         self, connection: AsyncConnection, *, after: int, up_to: int | None = None, limit: int = 500

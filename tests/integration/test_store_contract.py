@@ -19,7 +19,7 @@ from handlers.products import CreateProduct, GetProducts, RestockProduct
 from mediator import Context
 from orderdesk.bootstrap import Services, bootstrap, utc_now
 from orderdesk.settings import Settings
-from persistence.event_log import StoredEvent
+from persistence.event_log import NewEvent, StoredEvent
 from persistence.tables import event_log, product_catalog, products
 from persistence.unit_of_work import SqlUnitOfWork
 from tests.databases import postgres_database_url, sqlite_url
@@ -191,3 +191,18 @@ async def test_workers_migrating_at_once_all_start(tmp_path: Path) -> None:
         finally:
             for worker in workers:
                 await worker.stop()
+
+
+async def test_a_batch_of_events_takes_positions_in_the_order_given(services: Services) -> None:
+    restocks = [
+        NewEvent("Product", f"p{n % 3}", n // 3 + 1, ProductRestocked(f"p{n % 3}", 1, n))
+        for n in range(60)
+    ]
+    async with services.write_engine.begin() as connection:
+        last = await services.log.append(
+            connection, restocks, occurred_at=utc_now(), correlation_id="batch"
+        )
+    stored = await log_of(services)
+    assert [e.event for e in stored] == [r.event for r in restocks]
+    assert [e.position for e in stored] == sorted(e.position for e in stored)
+    assert last == stored[-1].position
