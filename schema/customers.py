@@ -166,9 +166,10 @@ class CustomerMutations:
     async def register_customer(
         self, info: Info, input: RegisterCustomerInput
     ) -> RegisterCustomerResult:
-        command = RegisterCustomer(
-            name=input.name, email=input.email, idempotency_key=input.idempotency_key
-        )
+        def command() -> RegisterCustomer:
+            return RegisterCustomer(
+                name=input.name, email=input.email, idempotency_key=input.idempotency_key
+            )
 
         async def success(written: Written) -> RegisterCustomerSuccess:
             # The caller may be anonymous; the new customer is read as itself.

@@ -118,10 +118,12 @@ def typed_error(error: DomainError) -> CommandError:
 
 
 async def run_command(
-    info: Info, command: Command[Written], present: Callable[[Written], Awaitable[S]]
+    info: Info, build: Callable[[], Command[Written]], present: Callable[[Written], Awaitable[S]]
 ) -> S | CommandError:
-    """Send a command; present its success, or return its refusal as a typed error."""
+    """Build a command and send it; present its success, or return its refusal (in building
+    it too: an id of another type names nothing) as a typed error."""
     try:
+        command = build()
         # A copy per command: behaviors keep per-command state (the unit of work, the
         # idempotency claim) on it, and a websocket runs many operations on one context.
         written = await info.context.mediator.send(command, info.context.ctx.copy())

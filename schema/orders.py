@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Self, TypeVar
 
 import strawberry
 from strawberry import relay
 
-from domain.errors import DomainError, FieldIssue, ValidationFailed
+from domain.errors import FieldIssue, ValidationFailed
 from domain.orders import Order as OrderAggregate
 from domain.orders import OrderStatus as DomainOrderStatus
 from handlers.access import NotAuthorized, identity_of
@@ -37,11 +37,13 @@ from handlers.written import Written
 from mediator import Command
 from schema.context import CustomerOrdersKey, Info, Loaders
 from schema.customers import CUSTOMER, Customer, load_customer
-from schema.errors import CommandError, UserInputError, ask, run_command, typed_error, watch
+from schema.errors import CommandError, UserInputError, ask, run_command, watch
 from schema.ids import local_id
 from schema.money import Address, Money
 from schema.pagination import Edge, PageInfo, page_info
 from schema.products import PRODUCT, Product, parse_position
+
+S = TypeVar("S")
 
 ORDER = OrderAggregate.kind
 
@@ -351,32 +353,25 @@ def _place_order(info: Info, data: PlaceOrderInput) -> PlaceOrder:
 
 
 async def _order_command(
-    info: Info,
-    build: Callable[[], Command[Written]],
-    wrap: Callable[[Order], Awaitable[object] | object],
-) -> object:
-    try:
-        command = build()
-    except DomainError as error:
-        return typed_error(error)
-
-    async def success(written: Written) -> object:
+    info: Info, build: Callable[[], Command[Written]], wrap: Callable[[Order], S]
+) -> S | CommandError:
+    async def success(written: Written) -> S:
         return wrap(await present_order(info, written))
 
-    return await run_command(info, command, success)
+    return await run_command(info, build, success)
 
 
 @strawberry.type
 class OrderMutations:
     @strawberry.mutation
     async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderResult:
-        return await _order_command(  # type: ignore[return-value]
+        return await _order_command(
             info, lambda: _place_order(info, input), lambda order: PlaceOrderSuccess(order=order)
         )
 
     @strawberry.mutation
     async def confirm_order(self, info: Info, input: ChangeOrderInput) -> ConfirmOrderResult:
-        return await _order_command(  # type: ignore[return-value]
+        return await _order_command(
             info,
             lambda: ConfirmOrder(local_id(input.id, ORDER), input.expected_version),
             lambda order: ConfirmOrderSuccess(order=order),
@@ -384,7 +379,7 @@ class OrderMutations:
 
     @strawberry.mutation
     async def ship_order(self, info: Info, input: ChangeOrderInput) -> ShipOrderResult:
-        return await _order_command(  # type: ignore[return-value]
+        return await _order_command(
             info,
             lambda: ShipOrder(local_id(input.id, ORDER), input.expected_version),
             lambda order: ShipOrderSuccess(order=order),
@@ -392,7 +387,7 @@ class OrderMutations:
 
     @strawberry.mutation
     async def deliver_order(self, info: Info, input: ChangeOrderInput) -> DeliverOrderResult:
-        return await _order_command(  # type: ignore[return-value]
+        return await _order_command(
             info,
             lambda: DeliverOrder(local_id(input.id, ORDER), input.expected_version),
             lambda order: DeliverOrderSuccess(order=order),
@@ -400,7 +395,7 @@ class OrderMutations:
 
     @strawberry.mutation
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderResult:
-        return await _order_command(  # type: ignore[return-value]
+        return await _order_command(
             info,
             lambda: CancelOrder(local_id(input.id, ORDER), input.reason, input.expected_version),
             lambda order: CancelOrderSuccess(order=order),
@@ -413,8 +408,9 @@ OrderEventType = strawberry.enum(OrderChangeType, name="OrderEventType")
 
 
 @strawberry.type(
-    description="A change to an order. Live events carry the order as the read model shows "
-    "it right after the event; replayed ones (with `after`) as it shows it when delivered."
+    description="A change to an order, with the order as the read model shows it when the "
+    "event is delivered: it includes this change, and may include later ones (in a burst of "
+    "changes, or when replayed with `after`)."
 )
 class OrderEvent:
     position: str = strawberry.field(description="Pass as `after` to resume after this event.")

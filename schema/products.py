@@ -11,7 +11,6 @@ from typing import Annotated, Self
 import strawberry
 from strawberry import relay
 
-from domain.errors import NotFound
 from domain.products import Product as ProductAggregate
 from handlers.paging import DEFAULT_PAGE_SIZE
 from handlers.pipeline import ReadModelLagging
@@ -33,7 +32,6 @@ from schema.errors import (
     UserInputError,
     ask,
     run_command,
-    typed_error,
     watch,
 )
 from schema.ids import local_id
@@ -206,14 +204,15 @@ DeleteProductResult = Annotated[
 class ProductMutations:
     @strawberry.mutation
     async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductResult:
-        command = CreateProduct(
-            sku=input.sku,
-            name=input.name,
-            price=input.price,
-            currency=input.currency,
-            description=input.description,
-            stock=input.stock,
-        )
+        def command() -> CreateProduct:
+            return CreateProduct(
+                sku=input.sku,
+                name=input.name,
+                price=input.price,
+                currency=input.currency,
+                description=input.description,
+                stock=input.stock,
+            )
 
         async def success(written: Written) -> CreateProductSuccess:
             return CreateProductSuccess(product=await _present(info, written))
@@ -222,8 +221,8 @@ class ProductMutations:
 
     @strawberry.mutation
     async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductResult:
-        try:
-            command = UpdateProduct(
+        def command() -> UpdateProduct:
+            return UpdateProduct(
                 product_id=product_id(input.id),
                 expected_version=input.expected_version,
                 name=input.name,
@@ -231,8 +230,6 @@ class ProductMutations:
                 price=input.price,
                 currency=input.currency,
             )
-        except NotFound as error:
-            return typed_error(error)
 
         async def success(written: Written) -> UpdateProductSuccess:
             return UpdateProductSuccess(product=await _present(info, written))
@@ -241,14 +238,12 @@ class ProductMutations:
 
     @strawberry.mutation
     async def restock_product(self, info: Info, input: RestockProductInput) -> RestockProductResult:
-        try:
-            command = RestockProduct(
+        def command() -> RestockProduct:
+            return RestockProduct(
                 product_id=product_id(input.id),
                 quantity=input.quantity,
                 expected_version=input.expected_version,
             )
-        except NotFound as error:
-            return typed_error(error)
 
         async def success(written: Written) -> RestockProductSuccess:
             return RestockProductSuccess(product=await _present(info, written))
@@ -257,12 +252,10 @@ class ProductMutations:
 
     @strawberry.mutation
     async def delete_product(self, info: Info, input: DeleteProductInput) -> DeleteProductResult:
-        try:
-            command = DeleteProduct(
+        def command() -> DeleteProduct:
+            return DeleteProduct(
                 product_id=product_id(input.id), expected_version=input.expected_version
             )
-        except NotFound as error:
-            return typed_error(error)
 
         async def success(written: Written) -> DeleteProductSuccess:
             info.context.loaders.forget(written.entity_id)
@@ -275,8 +268,9 @@ ProductEventType = strawberry.enum(ProductChangeType, name="ProductEventType")
 
 
 @strawberry.type(
-    description="A change to a product. Live events carry the product as the read model shows "
-    "it right after the event; replayed ones (with `after`) as it shows it when delivered."
+    description="A change to a product, with the product as the read model shows it when the "
+    "event is delivered: it includes this change, and may include later ones (in a burst of "
+    "changes, or when replayed with `after`)."
 )
 class ProductEvent:
     position: str = strawberry.field(description="Pass as `after` to resume after this event.")
