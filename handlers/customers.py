@@ -18,6 +18,7 @@ from domain.customers import CUSTOMER_EVENTS, Customer, CustomerRegistered
 from domain.orders import OrderCancelled, OrderPlaced
 from handlers.access import Identity, Policy, anyone, identity_of, staff
 from handlers.paging import DEFAULT_PAGE_SIZE, Slice, check_page_size, decode_cursor, encode_cursor
+from handlers.query_cache import Cached
 from handlers.transaction import unit_of_work
 from handlers.written import Written
 from mediator import Command, Context, Query, Registry
@@ -219,8 +220,20 @@ async def project_customer_summaries(connection: AsyncConnection, stored: Stored
         )
 
 
+def customer_rows_touched(stored: StoredEvent) -> list[str]:
+    event = stored.event
+    if isinstance(event, CustomerRegistered):
+        return [event.customer_id]
+    if isinstance(event, OrderPlaced | OrderCancelled):
+        return [event.customer_id]
+    return []
+
+
 CUSTOMER_SUMMARIES = Projection(
-    "customer_summaries", project_customer_summaries, (customer_summaries,)
+    "customer_summaries",
+    project_customer_summaries,
+    (customer_summaries,),
+    customer_rows_touched,
 )
 
 
@@ -241,6 +254,12 @@ POLICIES: dict[type, Policy] = {
     CountCustomers: staff,
 }
 IDEMPOTENT: dict[type, str] = {RegisterCustomer: Customer.kind}
+# Per caller (the default): a customer sees itself only.
+CACHED: dict[type, Cached] = {
+    GetCustomers: Cached(("customer_summaries",), lambda q: q.ids),
+    ListCustomers: Cached(("customer_summaries",)),
+    CountCustomers: Cached(("customer_summaries",)),
+}
 
 
 def register(

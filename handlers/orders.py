@@ -52,6 +52,7 @@ from handlers.paging import (
     decode_cursor,
     encode_cursor,
 )
+from handlers.query_cache import Cached
 from handlers.transaction import unit_of_work
 from handlers.written import Written
 from mediator import Command, Context, Query, Registry, StreamRequest
@@ -573,7 +574,15 @@ async def project_orders(connection: AsyncConnection, stored: StoredEvent) -> No
         )
 
 
-ORDERS = Projection("orders", project_orders, (order_summaries, order_lines))
+def order_rows_touched(stored: StoredEvent) -> list[str]:
+    """An order's summary and lines are one entity to the cache."""
+    event = stored.event
+    if isinstance(event, OrderPlaced):
+        return [event.order_id]
+    return [stored.stream_id] if type(event) in _STATUS_AFTER else []
+
+
+ORDERS = Projection("orders", project_orders, (order_summaries, order_lines), order_rows_touched)
 
 
 # ---------------------------------------------------------------- subscription (orderEvents)
@@ -712,6 +721,15 @@ POLICIES: dict[type, Policy] = {
     WatchOrders: signed_in,
 }
 IDEMPOTENT: dict[type, str] = {PlaceOrder: Order.kind}
+# Per caller (the default): which orders a caller sees is part of every answer.
+CACHED: dict[type, Cached] = {
+    GetOrders: Cached(("orders",), lambda q: q.ids),
+    GetOrderLines: Cached(("orders",), lambda q: q.order_ids),
+    ListOrders: Cached(("orders",)),
+    CountOrders: Cached(("orders",)),
+    # Pages by customer: any order placed may change them.
+    FirstOrderPages: Cached(("orders",)),
+}
 
 
 def register(

@@ -34,6 +34,7 @@ from handlers.paging import (
     decode_cursor,
     encode_cursor,
 )
+from handlers.query_cache import Cached
 from handlers.transaction import unit_of_work
 from handlers.written import Written
 from mediator import Command, Context, Query, Registry, StreamRequest
@@ -394,7 +395,23 @@ async def project_product_catalog(connection: AsyncConnection, stored: StoredEve
         )
 
 
-PRODUCT_CATALOG = Projection("product_catalog", project_product_catalog, (product_catalog,))
+_CATALOG_EVENTS = (
+    ProductCreated,
+    ProductUpdated,
+    ProductRestocked,
+    StockReserved,
+    StockReleased,
+    ProductDeleted,
+)
+
+
+def catalog_rows_touched(stored: StoredEvent) -> list[str]:
+    return [stored.stream_id] if isinstance(stored.event, _CATALOG_EVENTS) else []
+
+
+PRODUCT_CATALOG = Projection(
+    "product_catalog", project_product_catalog, (product_catalog,), catalog_rows_touched
+)
 
 
 # ---------------------------------------------------------------- wiring
@@ -431,3 +448,8 @@ POLICIES: dict[type, Policy] = {
     WatchProducts: anyone,
 }
 VIEWS: Mapping[str, ViewLoader] = {Product.kind: load_product_views}
+# The catalog reads the same for every caller.
+CACHED: dict[type, Cached] = {
+    GetProducts: Cached(("product_catalog",), lambda q: q.ids, per_caller=False),
+    ListProducts: Cached(("product_catalog",), per_caller=False),
+}

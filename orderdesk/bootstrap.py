@@ -4,6 +4,9 @@ here."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,23 +21,28 @@ from handlers.access import Policy, authorize, authorize_streams
 from handlers.idempotency import CLAIM, idempotent
 from handlers.metrics import measure_messages
 from handlers.pipeline import log_message, read_your_writes
+from handlers.query_cache import Cached, CacheInvalidation, cache_queries
 from handlers.transaction import in_transaction
 from handlers.validation import validate_command
-from mediator import Command, ConfigurationError, Context, Mediator, Registry, Request
+from mediator import Command, ConfigurationError, Context, Mediator, Query, Registry, Request
 from orderdesk.settings import Settings
 from orderdesk.tokens import Tokens, local_secret
-from persistence.database import create_engine
+from persistence.database import create_engine, is_sqlite
 from persistence.event_codec import EventCodec
 from persistence.event_log import EventLog
 from persistence.event_tail import EventTail
 from persistence.migrate import migrate
 from persistence.projector import Projection, Projector
+from persistence.query_cache import LocalQueryCache, QueryCache, RedisQueryCache
 from persistence.unit_of_work import SqlUnitOfWork, UnitOfWork
 from persistence.wakeup import NoWakeUps, WakeUps, wake_ups_for
 
 PROJECTIONS = [products.PRODUCT_CATALOG, customers.CUSTOMER_SUMMARIES, orders.ORDERS]
 POLICIES: dict[type, Policy] = {**products.POLICIES, **customers.POLICIES, **orders.POLICIES}
 IDEMPOTENT: dict[type, str] = {**customers.IDEMPOTENT, **orders.IDEMPOTENT}
+CACHED: dict[type, Cached] = {**products.CACHED, **customers.CACHED, **orders.CACHED}
+
+logger = logging.getLogger("orderdesk")
 
 
 def utc_now() -> datetime:
@@ -54,6 +62,7 @@ class Services:
     mediator: Mediator
     metrics: CollectorRegistry
     wake_ups: WakeUps = field(default_factory=NoWakeUps)
+    query_cache: QueryCache | None = None
 
     @cached_property
     def tokens(self) -> Tokens:
@@ -82,12 +91,41 @@ class Services:
             for e in (self.write_engine, self.log_engine, self.read_engine, self.read_model_engine)
         }.values():
             await engine.dispose()
+        if self.query_cache is not None:
+            await self.query_cache.close()
+
+
+def service_secret(settings: Settings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    return local_secret(Path("orderdesk.secret"))
 
 
 def tokens_for(settings: Settings) -> Tokens:
-    if settings.jwt_secret is not None:
-        return Tokens(settings.jwt_secret.get_secret_value())
-    return Tokens(local_secret(Path("orderdesk.secret")))
+    return Tokens(service_secret(settings))
+
+
+def query_cache_for(settings: Settings) -> QueryCache | None:
+    """The query cache these settings ask for, or None.
+
+    In the process only where this process is the only one: on PostgreSQL several
+    processes serve one database, and another's write would reach this process's cache a
+    moment after that process answered its mutation. There it takes Redis (cache_url).
+    """
+    if not settings.query_cache:
+        return None
+    if settings.cache_url is not None:
+        # Its own key, derived from the token secret that every process shares.
+        secret = service_secret(settings).encode()
+        key = hmac.new(secret, b"orderdesk query cache", hashlib.sha256).digest()
+        return RedisQueryCache(settings.cache_url, secret=key, ttl=settings.query_cache_ttl)
+    if is_sqlite(settings.database_url):
+        return LocalQueryCache(max_weight=settings.query_cache_rows)
+    logger.warning(
+        "the query cache is off: on PostgreSQL it needs ORDERDESK_CACHE_URL (redis://...), "
+        "which every process shares"
+    )
+    return None
 
 
 def bootstrap(
@@ -111,12 +149,18 @@ def bootstrap(
     codec = EventCodec()
     codec.register([*products.EVENT_TYPES, *customers.EVENT_TYPES, *orders.EVENT_TYPES])
     log = EventLog(codec)
+    metrics = CollectorRegistry()
+    projections = [*PROJECTIONS, *extra_projections]
+    query_cache = query_cache_for(settings)
     projector = Projector(
         log=log,
         log_engine=log_engine,
         read_model_engine=read_model_engine,
-        projections=[*PROJECTIONS, *extra_projections],
+        projections=projections,
         poll_interval=settings.poll_interval,
+        changes=(
+            None if query_cache is None else CacheInvalidation(query_cache, projections, metrics)
+        ),
     )
     tail = EventTail(
         log=log,
@@ -142,7 +186,6 @@ def bootstrap(
             claim=ctx.find(CLAIM),
         )
 
-    metrics = CollectorRegistry()
     registry = Registry()
     # Outermost first. Read-your-writes waits after the commit, so it wraps the transaction.
     registry.behavior(log_message, applies_to=object)
@@ -152,6 +195,8 @@ def bootstrap(
         applies_to=Command,
     )
     registry.behavior(authorize(POLICIES), applies_to=Request)
+    if query_cache is not None:
+        registry.behavior(cache_queries(query_cache, CACHED, metrics), applies_to=Query)
     registry.behavior(validate_command, applies_to=Command)
     registry.behavior(idempotent(log_engine, IDEMPOTENT), applies_to=Command)
     registry.behavior(in_transaction(unit_of_work), applies_to=Command)
@@ -174,6 +219,7 @@ def bootstrap(
         mediator=mediator,
         wake_ups=wake_ups,
         metrics=metrics,
+        query_cache=query_cache,
     )
 
 

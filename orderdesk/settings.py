@@ -50,6 +50,21 @@ class Settings(BaseSettings):
         description="Seconds one websocket send may wait on a client that does not read "
         "before the connection is dropped.",
     )
+    # ---- the query cache
+    query_cache: bool = Field(
+        True, description="Answer cacheable queries from the query cache (false: never)."
+    )
+    cache_url: str | None = Field(
+        None,
+        description="Redis (redis://) holding the query cache for every process; unset, the "
+        "cache lives in the process, which is right for one process on SQLite only.",
+    )
+    query_cache_rows: int = Field(
+        50_000, gt=0, description="Rows the in-process query cache holds at most."
+    )
+    query_cache_ttl: int = Field(
+        300, gt=0, description="Seconds an entry lives in the Redis query cache."
+    )
     jwt_secret: SecretStr | None = Field(
         None,
         description="Signs access tokens; unset, a secret is kept in orderdesk.secret "

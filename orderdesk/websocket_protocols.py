@@ -196,7 +196,8 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # A syntax error must close the socket with 4400 and the error (the protocol's
         # rule). Strawberry does that only when parsing happens outside extensions; with
-        # ParserCache, the error escapes the operation and the client gets a bare complete.
+        # our parse hook (schema/documents.py), the error escapes the operation and the
+        # client gets a bare complete.
         if self.connection_acknowledged and message["id"] not in self.operations:
             query = message["payload"]["query"]
             if not isinstance(query, str):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+from persistence import sqlite_driver
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -20,31 +18,26 @@ def create_engine(url: str, *, for_writes: bool = False, echo: bool = False) -> 
 
     SQLite allows one writer at a time. A deferred transaction that reads and then
     writes can find, at its first write, that another writer committed since its read
-    snapshot, and fails with "database is locked" however long the busy timeout is.
-    BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so a
+    snapshot, and fails with "database is locked" however long it waits. BEGIN IMMEDIATE
+    takes the write lock up front (waiting for it up to `sqlite_driver.LOCK_TIMEOUT`), so a
     write transaction's reads are current and its checks (version, stock) hold until it
     commits. Reads use a separate engine whose transactions stay deferred, so they never
-    wait for writers (WAL).
+    wait for writers (WAL). SQLite's statements run in the loop's thread (`sqlite_driver`).
     """
-    engine = create_async_engine(url, echo=echo, pool_pre_ping=not is_sqlite(url))
-    if is_sqlite(url):
-        _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if for_writes else "BEGIN")
-    return engine
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, echo=echo, pool_pre_ping=True)
+    database = parsed.database or ":memory:"
+    uri = parsed.query.get("uri") in ("true", "1")
+    engine = create_async_engine(
+        url, echo=echo, async_creator=sqlite_driver.connector(database, uri=uri)
+    )
+    begin = "BEGIN IMMEDIATE" if for_writes else "BEGIN"
 
-
-def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def on_connect(dbapi_connection: Any, _record: object) -> None:
-        # Hand BEGIN to SQLAlchemy (below) instead of the driver's legacy mode, which
-        # would skip BEGIN before SELECTs and break repeatable reads.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.close()
-
+    # Hand BEGIN to SQLAlchemy instead of the driver's legacy mode, which would skip BEGIN
+    # before SELECTs and break repeatable reads.
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Connection) -> None:
         connection.exec_driver_sql(begin)
+
+    return engine

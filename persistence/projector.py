@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -17,6 +18,7 @@ from persistence.tables import projection_checkpoints
 logger = logging.getLogger("orderdesk.projector")
 
 Apply = Callable[[AsyncConnection, StoredEvent], Awaitable[None]]
+Touches = Callable[[StoredEvent], Iterable[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,19 @@ class Projection:
     apply: Apply
     tables: tuple[Table, ...] = ()
     """The tables this projection alone writes; a rebuild empties them and replays the log."""
+    touches: Touches | None = None
+    """The ids of the rows `apply` changes for an event (none for an event it ignores), for
+    the query cache; None, or no function, means it cannot say: every row may change."""
+
+
+class ReadModelChanges(Protocol):
+    """Told what changed in the read models before the read-your-writes mark moves past
+    it (the query cache's invalidation). If it raises, the mark stays where it is and the
+    same events are handed to it again at the next round."""
+
+    async def applied(self, events: Sequence[StoredEvent]) -> None: ...
+
+    async def rebuilt(self, names: Iterable[str]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +88,7 @@ class Projector:
         batch_size: int = 500,
         max_attempts: int = 5,
         retry_delay: float = 0.05,
+        changes: ReadModelChanges | None = None,
     ) -> None:
         self._log = log
         self._log_engine = log_engine
@@ -91,6 +107,8 @@ class Projector:
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[int], None]] = []
         self._lock = asyncio.Lock()
+        self._changes = changes
+        self._told_through = 0
 
     @property
     def position(self) -> int:
@@ -211,9 +229,15 @@ class Projector:
                 self._checkpoints[projection.name] = 0
                 self._failures.pop(projection.name, None)
                 self._parked.pop(projection.name, None)
+            names = [projection.name for projection in targets]
+            if self._changes is not None:
+                await self._changes.rebuilt(names)
             # Only the rebuilt ones: the others follow the log as they did, at their pace.
             while await self._advance_once(targets):
                 pass
+            # What was read (and cached) while the tables filled up is stale now.
+            if self._changes is not None:
+                await self._changes.rebuilt(names)
 
     def _select(self, names: Iterable[str] | None) -> list[Projection]:
         if names is None:
@@ -252,6 +276,8 @@ class Projector:
                     )
                 self._checkpoints[projection.name] = stored.get(projection.name, 0)
         self._reached = self._running_minimum()
+        # What was applied before this process started was never cached by it.
+        self._told_through = max(self._told_through, self._reached)
 
     def _running_minimum(self) -> int:
         running = [
@@ -267,12 +293,11 @@ class Projector:
         start = min(self._checkpoints[p.name] for p in running)
         async with self._log_engine.connect() as connection:
             events = await self._log.read(connection, after=start, limit=self._batch_size)
-        if not events:
-            return False
         for projection in running:
             await self._apply(projection, events)
-        await self._publish_progress()
-        return True
+        # Even with no new events: a mark held back by a failed `changes` moves on now.
+        await self._publish_progress(start, events)
+        return bool(events)
 
     async def _apply(self, projection: Projection, events: list[StoredEvent]) -> None:
         checkpoint = self._checkpoints[projection.name]
@@ -344,6 +369,34 @@ class Projector:
             # The projection is parked in this process all the same; readiness reports it.
             logger.exception("could not record that projection %s is parked", name)
 
+    async def _tell_changes(self, position: int, after: int, events: Sequence[StoredEvent]) -> None:
+        """Hand `changes` every event up to `position` it has not been told of yet.
+
+        `events` (read after `after`) usually hold them all. When another process moved a
+        checkpoint past them, or an earlier call failed, the rest comes from the log: the
+        changes are told from the log, not from what this process applied, since another
+        process may have applied them.
+        """
+        told = self._told_through
+        if self._changes is None or position <= told:
+            return
+        pending: list[StoredEvent] = []
+        covered = told
+        if after <= told and events:
+            pending = [e for e in events if told < e.position <= position]
+            covered = max(told, events[-1].position)
+        async with self._log_engine.connect() as connection:
+            while covered < position:
+                more = await self._log.read(
+                    connection, after=covered, up_to=position, limit=self._batch_size
+                )
+                if not more:
+                    break
+                pending.extend(more)
+                covered = more[-1].position
+        await self._changes.applied(pending)
+        self._told_through = position
+
     async def _reload_checkpoint(self, name: str) -> None:
         async with self._engine.connect() as connection:
             position = await connection.scalar(
@@ -353,10 +406,11 @@ class Projector:
             )
         self._checkpoints[name] = int(position or 0)
 
-    async def _publish_progress(self) -> None:
+    async def _publish_progress(self, after: int, events: Sequence[StoredEvent]) -> None:
         reached = self._running_minimum()
         if reached <= self._reached:
             return
+        await self._tell_changes(reached, after, events)
         self._reached = reached
         async with self._advanced:
             self._advanced.notify_all()

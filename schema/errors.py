@@ -215,7 +215,7 @@ INTERNAL_ERROR = "Internal server error"
 def finish_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
     """Mask faults and add codes, for errors that reached no extension.
 
-    A syntax error raised in ParserCache's parse hook, or an exception from an extension
+    A syntax error raised in the parse hook (schema/documents.py), or an exception from an extension
     itself, skips the extensions' result processing; the HTTP view passes every result
     through this last.
     """

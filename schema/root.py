@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import strawberry
 from strawberry import relay
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 
 from schema.customers import CustomerMutations, CustomerQueries
+from schema.documents import PreparedDocuments
 from schema.errors import ErrorPolicy, LoggedSchema
 from schema.orders import OrderMutations, OrderQueries, OrderSubscriptions
 from schema.products import ProductMutations, ProductQueries, ProductSubscriptions
@@ -41,14 +35,12 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        # Factories, not instances: an extension holds per-request state. The two caches
-        # live at module level, shared by every request.
+        # Factories, not instances: Strawberry sets per-request state on an extension. The
+        # limits' rules and the cache of prepared documents are built once, here.
         extensions=[
             ErrorPolicy,
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
-            lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
+            PreparedDocuments(
+                max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens
+            ).extension,
         ],
     )
