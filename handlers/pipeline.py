@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from domain.errors import DomainError
 from handlers.written import Written
-from mediator import Context, Next
+from mediator import Command, Context, Next
 
 logger = logging.getLogger("orderdesk.messages")
 
@@ -18,7 +18,12 @@ class ReadModelLagging(Exception):
 
 
 async def log_message(message: object, call_next: Next[object], ctx: Context) -> object:
-    """Log each message's type, outcome and duration, with the request's correlation id."""
+    """Log each message's type, outcome and duration, with the request's correlation id.
+
+    Commands that succeed log at INFO, queries at DEBUG: a page of orders sends a query
+    per nesting level, and a line for each would drown the writes (and cost as much as a
+    cached answer). Refusals and failures log at INFO and WARNING whatever the message.
+    """
     name = type(message).__name__
     started = time.perf_counter()
     try:
@@ -41,9 +46,10 @@ async def log_message(message: object, call_next: Next[object], ctx: Context) ->
             ctx.correlation_id,
         )
         raise
-    logger.info(
-        "%s ok (%.1f ms) [%s]", name, (time.perf_counter() - started) * 1000, ctx.correlation_id
-    )
+    level = logging.INFO if isinstance(message, Command) else logging.DEBUG
+    if logger.isEnabledFor(level):
+        elapsed = (time.perf_counter() - started) * 1000
+        logger.log(level, "%s ok (%.1f ms) [%s]", name, elapsed, ctx.correlation_id)
     return result
 
 

@@ -3,6 +3,7 @@ codes, JSON errors for malformed requests, a body limit and request ids."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
@@ -39,10 +40,18 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
+# A new id is this process's random prefix and a counter: unique across processes and
+# restarts, like a uuid4, at a fraction of its cost per request (ids are not secrets).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_next_id = itertools.count(1).__next__
+
+
 def request_id(headers: Any) -> str:
     """The caller's X-Request-ID if it is a sane token, else a new one."""
     given = headers.get("x-request-id")
-    return given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    if given and _REQUEST_ID.fullmatch(given):
+        return str(given)
+    return f"{_ID_PREFIX}{_next_id():016x}"
 
 
 def wants_graphql_response(request: Request) -> bool:

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeAlias, TypeVar
 
 import strawberry
@@ -57,43 +58,64 @@ async def _first_order_pages(
 
 class Loaders:
     """Per-request DataLoaders: each batch is one query (one SQL statement), whatever the
-    number of keys, so a nested field costs one statement per level, not one per row."""
+    number of keys, so a nested field costs one statement per level, not one per row.
+
+    Each is made on first use: most requests need one or two of them, and every request
+    (`{__typename}` too) makes a Loaders.
+    """
 
     def __init__(self, mediator: Mediator, ctx: Context) -> None:
-        def by_id(
-            ask: Callable[[tuple[str, ...]], Query[dict[str, V]]], missing: Callable[[], Any]
-        ) -> Callable[[list[str]], Awaitable[list[Any]]]:
-            async def load(ids: list[str]) -> list[Any]:
-                found = await mediator.send(ask(tuple(ids)), ctx)
-                return [found.get(key, missing()) for key in ids]
+        self._mediator = mediator
+        self._ctx = ctx
 
-            return load
+    def _by_id(
+        self, ask: Callable[[tuple[str, ...]], Query[dict[str, V]]], missing: Callable[[], Any]
+    ) -> Callable[[list[str]], Awaitable[list[Any]]]:
+        mediator, ctx = self._mediator, self._ctx
 
-        self.products = DataLoader[str, ProductView | None](
-            load_fn=by_id(GetProducts, lambda: None)
-        )
-        self.customers = DataLoader[str, CustomerView | None](
-            load_fn=by_id(GetCustomers, lambda: None)
-        )
-        self.orders = DataLoader[str, OrderView | None](load_fn=by_id(GetOrders, lambda: None))
-        self.order_lines = DataLoader[str, list[OrderLineView]](load_fn=by_id(GetOrderLines, list))
+        async def load(ids: list[str]) -> list[Any]:
+            found = await mediator.send(ask(tuple(ids)), ctx)
+            return [found.get(key, missing()) for key in ids]
 
-        async def load_customer_orders(keys: list[CustomerOrdersKey]) -> list[Page[OrderView]]:
+        return load
+
+    @cached_property
+    def products(self) -> DataLoader[str, ProductView | None]:
+        return DataLoader(load_fn=self._by_id(GetProducts, lambda: None))
+
+    @cached_property
+    def customers(self) -> DataLoader[str, CustomerView | None]:
+        return DataLoader(load_fn=self._by_id(GetCustomers, lambda: None))
+
+    @cached_property
+    def orders(self) -> DataLoader[str, OrderView | None]:
+        return DataLoader(load_fn=self._by_id(GetOrders, lambda: None))
+
+    @cached_property
+    def order_lines(self) -> DataLoader[str, list[OrderLineView]]:
+        return DataLoader(load_fn=self._by_id(GetOrderLines, list))
+
+    @cached_property
+    def customer_orders(self) -> DataLoader[CustomerOrdersKey, Page[OrderView]]:
+        mediator, ctx = self._mediator, self._ctx
+
+        async def load(keys: list[CustomerOrdersKey]) -> list[Page[OrderView]]:
             return await _first_order_pages(mediator, ctx, keys)
 
-        self.customer_orders = DataLoader[CustomerOrdersKey, Page[OrderView]](
-            load_fn=load_customer_orders
-        )
+        return DataLoader(load_fn=load)
 
     def forget(self, entity_id: str) -> None:
         """Drop what this request cached of an entity it has just changed."""
-        loaders: tuple[DataLoader[str, Any], ...] = (self.products, self.customers, self.orders)
-        for loader in loaders:
-            # Strawberry's clear() raises KeyError for a key it never loaded.
-            with contextlib.suppress(KeyError):
-                loader.clear(entity_id)
+        made = self.__dict__
+        for name in ("products", "customers", "orders"):
+            loader: DataLoader[str, Any] | None = made.get(name)
+            if loader is not None:
+                # Strawberry's clear() raises KeyError for a key it never loaded.
+                with contextlib.suppress(KeyError):
+                    loader.clear(entity_id)
         # Keyed by customer and page shape: any change may move an order between pages.
-        self.customer_orders.clear_all()
+        if "customer_orders" in made:
+            self.customer_orders.clear_all()
 
 
 @dataclass

@@ -203,6 +203,12 @@ class ErrorPolicy(MaskErrors):
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
         return masked
 
+    def _process_result(self, result: object) -> None:
+        # Most results have no errors; Strawberry's check is an isinstance against a
+        # runtime Protocol, which costs more than the rest of this extension per request.
+        if getattr(result, "errors", None):
+            super()._process_result(result)
+
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = super()._process_errors(errors)
         add_codes(processed)
