@@ -11,7 +11,7 @@ from functools import partial
 from typing import Annotated
 
 from pydantic import EmailStr, Field
-from sqlalchemy import ColumnElement, Row, and_, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.customers import CUSTOMER_EVENTS, Customer, CustomerRegistered
@@ -90,12 +90,15 @@ def customer_view(row: Row[tuple[object, ...]]) -> CustomerView:
     )
 
 
+_VIEWS_BY_ID = select(customer_summaries).where(
+    customer_summaries.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 async def load_customer_views(
     connection: AsyncConnection, ids: Sequence[str]
 ) -> dict[str, CustomerView]:
-    rows = await connection.execute(
-        select(customer_summaries).where(customer_summaries.c.id.in_(ids))
-    )
+    rows = await connection.execute(_VIEWS_BY_ID, {"ids": list(ids)})
     return {row.id: customer_view(row) for row in rows}
 
 
@@ -177,6 +180,27 @@ async def count_customers(query: CountCustomers, ctx: Context, *, read_engine: A
 # ---------------------------------------------------------------- read model
 
 
+_c = customer_summaries.c
+_ORDER_COUNTED = (
+    update(customer_summaries)
+    .where(_c.id == bindparam("b_id"))
+    .values(
+        order_count=_c.order_count + 1,
+        # The first order fixes the currency lifetime value is counted in; orders in
+        # another currency count as orders, not as value (no rates are known here).
+        lifetime_value=case(
+            (
+                or_(_c.currency == "", _c.currency == bindparam("b_currency")),
+                _c.lifetime_value + bindparam("b_total", type_=_c.lifetime_value.type),
+            ),
+            else_=_c.lifetime_value,
+        ),
+        currency=case((_c.currency == "", bindparam("b_currency")), else_=_c.currency),
+    )
+)
+"""Every order placed, built once (it is the commonest change to a customer)."""
+
+
 async def project_customer_summaries(connection: AsyncConnection, stored: StoredEvent) -> None:
     event = stored.event
     c = customer_summaries.c
@@ -198,19 +222,13 @@ async def project_customer_summaries(connection: AsyncConnection, stored: Stored
         )
     elif isinstance(event, OrderPlaced):
         await connection.execute(
-            update(customer_summaries)
-            .where(c.id == event.customer_id)
-            .values(
-                order_count=c.order_count + 1,
-                # The first order fixes the currency lifetime value is counted in; orders in
-                # another currency count as orders, not as value (no rates are known here).
-                lifetime_value=case(
-                    (c.currency.in_(["", event.currency]), c.lifetime_value + event.total),
-                    else_=c.lifetime_value,
-                ),
-                currency=case((c.currency == "", event.currency), else_=c.currency),
-                last_position=stored.position,
-            )
+            _ORDER_COUNTED,
+            {
+                "b_id": event.customer_id,
+                "b_currency": event.currency,
+                "b_total": event.total,
+                "last_position": stored.position,
+            },
         )
     elif isinstance(event, OrderCancelled):
         await connection.execute(

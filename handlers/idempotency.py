@@ -21,11 +21,14 @@ CLAIM = ContextKey[IdempotencyClaim | None]("idempotency claim")
 """Read by the unit of work, which stores the key with the write."""
 
 
+_CANONICAL = TypeAdapter(dict[str, Any])
+
+
 def fingerprint(message: object) -> str:
     """A digest of what was asked, key aside: the same request always digests alike."""
     fields = dataclasses.asdict(message)  # type: ignore[call-overload]
     fields.pop("idempotency_key", None)
-    canonical = TypeAdapter(dict[str, Any]).dump_json(fields)
+    canonical = _CANONICAL.dump_json(fields)
     return hashlib.sha256(type(message).__name__.encode() + b"\0" + canonical).hexdigest()
 
 

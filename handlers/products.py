@@ -10,7 +10,18 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
-from sqlalchemy import ColumnElement, and_, false, func, insert, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -197,10 +208,16 @@ def _view(row: Row[tuple[object, ...]]) -> ProductView:
     )
 
 
+# Built once: building a statement costs more than SQLite's work for a lookup by id.
+_VIEWS_BY_ID = select(product_catalog).where(
+    product_catalog.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 async def load_product_views(
     connection: AsyncConnection, ids: Sequence[str]
 ) -> dict[str, ProductView]:
-    rows = await connection.execute(select(product_catalog).where(product_catalog.c.id.in_(ids)))
+    rows = await connection.execute(_VIEWS_BY_ID, {"ids": list(ids)})
     return {row.id: _view(row) for row in rows}
 
 
@@ -345,6 +362,9 @@ async def watch_products(
 # ---------------------------------------------------------------- read model
 
 
+_CATALOG_ROW_UPDATE = update(product_catalog).where(product_catalog.c.id == bindparam("b_id"))
+
+
 async def project_product_catalog(connection: AsyncConnection, stored: StoredEvent) -> None:
     event = stored.event
     c = product_catalog.c
@@ -386,8 +406,9 @@ async def project_product_catalog(connection: AsyncConnection, stored: StoredEve
             )
         )
     elif isinstance(event, ProductRestocked | StockReserved | StockReleased):
+        # The commonest event by far (every order line): a statement built once.
         await connection.execute(
-            update(product_catalog).where(row).values(stock=event.stock, **bookkeeping)
+            _CATALOG_ROW_UPDATE, {"b_id": stored.stream_id, "stock": event.stock, **bookkeeping}
         )
     elif isinstance(event, ProductDeleted):
         await connection.execute(

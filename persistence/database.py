@@ -29,8 +29,15 @@ def create_engine(url: str, *, for_writes: bool = False, echo: bool = False) -> 
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
     database = parsed.database or ":memory:"
     uri = parsed.query.get("uri") in ("true", "1")
+    # Connections cost a file handle each and no thread; enough that concurrent requests
+    # (each a read, a key check and a write transaction) do not open and close overflow
+    # connections all the time.
     engine = create_async_engine(
-        url, echo=echo, async_creator=sqlite_driver.connector(database, uri=uri)
+        url,
+        echo=echo,
+        async_creator=sqlite_driver.connector(database, uri=uri),
+        pool_size=32,
+        max_overflow=32,
     )
     begin = "BEGIN IMMEDIATE" if for_writes else "BEGIN"
 

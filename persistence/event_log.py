@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.event_codec import EventCodec
@@ -36,6 +36,20 @@ class StoredEvent:
     event: object
     occurred_at: datetime
     correlation_id: str
+
+
+_AFTER = (
+    select(event_log)
+    .where(event_log.c.position > bindparam("after"))
+    .order_by(event_log.c.position)
+    .limit(bindparam("limit"))
+)
+_BETWEEN = (
+    select(event_log)
+    .where(event_log.c.position > bindparam("after"), event_log.c.position <= bindparam("up_to"))
+    .order_by(event_log.c.position)
+    .limit(bindparam("limit"))
+)
 
 
 class EventLog:
@@ -91,10 +105,12 @@ class EventLog:
         self, connection: AsyncConnection, *, after: int, up_to: int | None = None, limit: int = 500
     ) -> list[StoredEvent]:
         """Events with `after < position <= up_to`, in position order, at most `limit`."""
-        query = select(event_log).where(event_log.c.position > after)
-        if up_to is not None:
-            query = query.where(event_log.c.position <= up_to)
-        rows = await connection.execute(query.order_by(event_log.c.position).limit(limit))
+        if up_to is None:
+            rows = await connection.execute(_AFTER, {"after": after, "limit": limit})
+        else:
+            rows = await connection.execute(
+                _BETWEEN, {"after": after, "up_to": up_to, "limit": limit}
+            )
         return [
             StoredEvent(
                 position=row.position,

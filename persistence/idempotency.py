@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,14 +34,13 @@ class KeyAlreadyUsed(Exception):
     """Another transaction stored this key first; read its outcome instead."""
 
 
+_FIND = select(idempotency_keys).where(
+    idempotency_keys.c.scope == bindparam("scope"), idempotency_keys.c.key == bindparam("key")
+)
+
+
 async def find_outcome(connection: AsyncConnection, scope: str, key: str) -> StoredOutcome | None:
-    row = (
-        await connection.execute(
-            select(idempotency_keys).where(
-                idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
-            )
-        )
-    ).one_or_none()
+    row = (await connection.execute(_FIND, {"scope": scope, "key": key})).one_or_none()
     if row is None:
         return None
     return StoredOutcome(row.fingerprint, row.entity_id, row.version, row.position)
@@ -59,15 +58,16 @@ async def store_outcome(
     try:
         async with connection.begin_nested():
             await connection.execute(
-                insert(idempotency_keys).values(
-                    scope=claim.scope,
-                    key=claim.key,
-                    fingerprint=claim.fingerprint,
-                    entity_id=entity_id,
-                    version=version,
-                    position=position,
-                    created_at=now,
-                )
+                insert(idempotency_keys),
+                {
+                    "scope": claim.scope,
+                    "key": claim.key,
+                    "fingerprint": claim.fingerprint,
+                    "entity_id": entity_id,
+                    "version": version,
+                    "position": position,
+                    "created_at": now,
+                },
             )
     except IntegrityError:
         raise KeyAlreadyUsed(claim.key) from None

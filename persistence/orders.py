@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from domain.orders import Address, Order, OrderLine, OrderStatus
-from persistence.repository import SqlRepository
+from persistence.repository import SqlRepository, versioned_update
 from persistence.tables import orders
 
 
@@ -33,16 +33,18 @@ def _line(data: dict[str, Any]) -> OrderLine:
     )
 
 
+_BY_ID = select(orders).where(orders.c.id == bindparam("id"))
+
+
 class SqlOrderRepository(SqlRepository[Order]):
     table = orders
+    updating = versioned_update(orders)
 
     async def get(self, order_id: str) -> Order | None:
         if order_id in self._seen:
             return self._seen[order_id]
-        query = select(orders).where(orders.c.id == order_id)
-        if self._locks_rows:
-            query = query.with_for_update()
-        row = (await self._connection.execute(query)).one_or_none()
+        query = _BY_ID.with_for_update() if self._locks_rows else _BY_ID
+        row = (await self._connection.execute(query, {"id": order_id})).one_or_none()
         if row is None:
             return None
         return self._track(
@@ -62,22 +64,23 @@ class SqlOrderRepository(SqlRepository[Order]):
         if aggregate.stored_version == 0:
             address = aggregate.shipping_address
             await self._connection.execute(
-                insert(orders).values(
-                    id=aggregate.id,
-                    customer_id=aggregate.customer_id,
-                    status=aggregate.status.value,
-                    currency=aggregate.currency,
-                    lines=[_line_json(line) for line in aggregate.lines],
-                    shipping_address={
+                insert(orders),
+                {
+                    "id": aggregate.id,
+                    "customer_id": aggregate.customer_id,
+                    "status": aggregate.status.value,
+                    "currency": aggregate.currency,
+                    "lines": [_line_json(line) for line in aggregate.lines],
+                    "shipping_address": {
                         "street": address.street,
                         "city": address.city,
                         "state": address.state,
                         "postal_code": address.postal_code,
                         "country": address.country,
                     },
-                    special_instructions=aggregate.special_instructions,
-                    version=aggregate.version,
-                )
+                    "special_instructions": aggregate.special_instructions,
+                    "version": aggregate.version,
+                },
             )
             return
         await self._update(aggregate, {"status": aggregate.status.value})

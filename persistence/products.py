@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from domain.errors import FieldIssue, ValidationFailed
 from domain.money import Money
 from domain.products import Product
-from persistence.repository import SqlRepository
+from persistence.repository import SqlRepository, versioned_update
 from persistence.tables import products
 
 
@@ -31,8 +31,17 @@ def sku_taken() -> ValidationFailed:
     return ValidationFailed([FieldIssue(("sku",), "is already used by another product")])
 
 
+_BY_IDS = (
+    select(products)
+    .where(products.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(products.c.id)
+)
+_SKU = select(products.c.id).where(products.c.sku == bindparam("sku"))
+
+
 class SqlProductRepository(SqlRepository[Product]):
     table = products
+    updating = versioned_update(products)
 
     async def get(self, product_id: str) -> Product | None:
         return (await self.get_many([product_id])).get(product_id)
@@ -51,10 +60,8 @@ class SqlProductRepository(SqlRepository[Product]):
         found = {i: self._seen[i] for i in wanted if i in self._seen}
         missing = [i for i in wanted if i not in found]
         if missing:
-            query = select(products).where(products.c.id.in_(missing)).order_by(products.c.id)
-            if self._locks_rows:
-                query = query.with_for_update()
-            for row in await self._connection.execute(query):
+            query = _BY_IDS.with_for_update() if self._locks_rows else _BY_IDS
+            for row in await self._connection.execute(query, {"ids": missing}):
                 found[row.id] = self._track(
                     Product(
                         row.id,
@@ -70,8 +77,7 @@ class SqlProductRepository(SqlRepository[Product]):
         return found
 
     async def sku_taken(self, sku: str) -> bool:
-        query = select(products.c.id).where(products.c.sku == sku)
-        return (await self._connection.execute(query)).first() is not None
+        return (await self._connection.execute(_SKU, {"sku": sku})).first() is not None
 
     async def save(self, aggregate: Product) -> None:
         values: dict[str, Any] = {
@@ -85,9 +91,9 @@ class SqlProductRepository(SqlRepository[Product]):
         if aggregate.stored_version == 0:
             try:
                 await self._connection.execute(
-                    insert(products).values(
-                        id=aggregate.id, sku=aggregate.sku, version=aggregate.version, **values
-                    )
+                    insert(products),
+                    {"id": aggregate.id, "sku": aggregate.sku, "version": aggregate.version}
+                    | values,
                 )
             except IntegrityError as error:
                 # Two products created with one sku at once: the later insert loses here.

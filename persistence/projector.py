@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.event_log import EventLog, StoredEvent
@@ -61,6 +61,16 @@ class ProjectionTimeout(TimeoutError):
 
 class UnknownProjection(LookupError):
     """A projection name that is not one of the projector's."""
+
+
+_ADVANCE = (
+    update(projection_checkpoints)
+    .where(
+        projection_checkpoints.c.name == bindparam("b_name"),
+        projection_checkpoints.c.position == bindparam("b_from"),
+    )
+    .values(parked_error=None)
+)
 
 
 class _CheckpointMoved(Exception):
@@ -309,12 +319,12 @@ class Projector:
                 for event in todo:
                     await projection.apply(connection, event)
                 moved = await connection.execute(
-                    update(projection_checkpoints)
-                    .where(
-                        projection_checkpoints.c.name == projection.name,
-                        projection_checkpoints.c.position == checkpoint,
-                    )
-                    .values(position=todo[-1].position, parked_error=None)
+                    _ADVANCE,
+                    {
+                        "b_name": projection.name,
+                        "b_from": checkpoint,
+                        "position": todo[-1].position,
+                    },
                 )
                 if moved.rowcount != 1:
                     raise _CheckpointMoved

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.aggregate import Aggregate
@@ -15,8 +15,19 @@ from domain.errors import VersionConflict
 A = TypeVar("A", bound=Aggregate)
 
 
+def versioned_update(table: Table) -> Update:
+    """UPDATE of one row at the version it was read at; the new values come as parameters.
+
+    Built once per table: a statement built per call costs more than SQLite's work.
+    """
+    return update(table).where(
+        table.c.id == bindparam("b_id"), table.c.version == bindparam("b_stored_version")
+    )
+
+
 class SqlRepository(ABC, Generic[A]):
     table: ClassVar[Table]
+    updating: ClassVar[Update]
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
@@ -48,9 +59,13 @@ class SqlRepository(ABC, Generic[A]):
         """
         id_column = self.table.c.id
         result = await self._connection.execute(
-            update(self.table)
-            .where(id_column == aggregate.id, self.table.c.version == aggregate.stored_version)
-            .values(version=aggregate.version, **values)
+            self.updating,
+            {
+                "b_id": aggregate.id,
+                "b_stored_version": aggregate.stored_version,
+                "version": aggregate.version,
+                **values,
+            },
         )
         if result.rowcount == 0:
             actual = await self._connection.scalar(
