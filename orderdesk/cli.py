@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +33,15 @@ def serve(
 ) -> None:
     """Serve the API (GraphiQL at http://HOST:PORT/graphql)."""
     settings = Settings()
+    if workers > 1 and settings.query_cache and settings.cache_url is None:
+        # An in-process query cache would not see the other workers' writes in time; the
+        # workers read this from the environment they inherit.
+        os.environ["ORDERDESK_QUERY_CACHE"] = "false"
+        typer.echo(
+            "the query cache is off: several workers share it only through "
+            "ORDERDESK_CACHE_URL (redis://...)",
+            err=True,
+        )
     uvicorn.run(
         "orderdesk.app:create_app",
         factory=True,
