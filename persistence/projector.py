@@ -73,6 +73,13 @@ _ADVANCE = (
 )
 
 
+_LOCK_CHECKPOINT = (
+    select(projection_checkpoints.c.position)
+    .where(projection_checkpoints.c.name == bindparam("b_name"))
+    .with_for_update()
+)
+
+
 class _CheckpointMoved(Exception):
     """Another process advanced the projection first; this batch must not be applied twice."""
 
@@ -316,6 +323,14 @@ class Projector:
             return
         try:
             async with self._engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # Take the checkpoint's row lock before any read-model row: projectors
+                    # of several processes then apply one projection one at a time. Without
+                    # it, two batches that start at different positions lock the same rows
+                    # in different orders and deadlock. (SQLite's writers take turns anyway.)
+                    locked = await connection.scalar(_LOCK_CHECKPOINT, {"b_name": projection.name})
+                    if locked != checkpoint:
+                        raise _CheckpointMoved
                 for event in todo:
                     await projection.apply(connection, event)
                 moved = await connection.execute(

@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 from domain.errors import ValidationFailed, VersionConflict
 from domain.products import Product, ProductCreated, ProductRestocked
 from handlers.access import Identity, Role
-from handlers.products import CreateProduct, GetProducts, RestockProduct
+from handlers.products import PRODUCT_CATALOG, CreateProduct, GetProducts, RestockProduct
 from mediator import Context
 from orderdesk.bootstrap import Services, bootstrap, utc_now
 from orderdesk.settings import Settings
 from persistence.event_log import NewEvent, StoredEvent
-from persistence.tables import event_log, product_catalog, products
+from persistence.projector import Projector
+from persistence.tables import event_log, product_catalog, products, projection_checkpoints
 from persistence.unit_of_work import SqlUnitOfWork
 from tests.databases import postgres_database_url, sqlite_url
 from tests.graphql_client import TEST_SECRET
@@ -206,3 +207,49 @@ async def test_a_batch_of_events_takes_positions_in_the_order_given(services: Se
     assert [e.event for e in stored] == [r.event for r in restocks]
     assert [e.position for e in stored] == sorted(e.position for e in stored)
     assert last == stored[-1].position
+
+
+async def test_two_processes_projecting_one_log_at_once_never_deadlock(
+    services: Services,
+) -> None:
+    """Two products changed in turn, and two projectors (as of two processes) that read the
+    log in batches of other sizes: each batch first touches one product or the other, so
+    without an order between them their row locks would cross."""
+    ids = [
+        (
+            await services.mediator.send(CreateProduct(sku=s, name=s, price=Decimal(1)), staff())
+        ).entity_id
+        for s in ("A", "B")
+    ]
+    for turn in range(24):
+        await services.mediator.send(RestockProduct(ids[turn % 2], 1), staff())
+    await services.projector.stop()
+    async with services.read_model_engine.begin() as connection:
+        await connection.execute(product_catalog.delete())
+        await connection.execute(
+            projection_checkpoints.update()
+            .where(projection_checkpoints.c.name == PRODUCT_CATALOG.name)
+            .values(position=0)
+        )
+    rivals = [
+        Projector(
+            log=services.log,
+            log_engine=services.log_engine,
+            read_model_engine=services.read_model_engine,
+            projections=[PRODUCT_CATALOG],
+            batch_size=size,
+        )
+        for size in (3, 4)
+    ]
+    try:
+        await asyncio.gather(*(rival.start() for rival in rivals))
+        await asyncio.gather(*(rival.catch_up() for rival in rivals))
+    finally:
+        await asyncio.gather(*(rival.stop() for rival in rivals))
+    for rival in rivals:
+        assert [(s.failures, s.parked_error) for s in rival.status()] == [(0, None)]
+    async with services.read_engine.connect() as connection:
+        stocks = dict(
+            (await connection.execute(select(product_catalog.c.id, product_catalog.c.stock))).all()
+        )
+    assert stocks == {ids[0]: 12, ids[1]: 12}
