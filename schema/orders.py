@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterable
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Self, TypeVar
 
@@ -13,6 +14,7 @@ from domain.errors import FieldIssue, ValidationFailed
 from domain.orders import Order as OrderAggregate
 from domain.orders import OrderStatus as DomainOrderStatus
 from handlers.access import NotAuthorized, identity_of
+from handlers.customers import CustomerView
 from handlers.orders import (
     AddressRequest,
     CancelOrder,
@@ -33,14 +35,16 @@ from handlers.orders import (
 )
 from handlers.paging import DEFAULT_PAGE_SIZE, Page, Slice, check_page_size
 from handlers.pipeline import ReadModelLagging
+from handlers.products import ProductView
 from handlers.written import Written
 from mediator import Command
 from schema.context import CustomerOrdersKey, Info, Loaders
-from schema.customers import CUSTOMER, Customer, load_customer
+from schema.customers import CUSTOMER, Customer
 from schema.errors import CommandError, UserInputError, ask, run_command, watch
 from schema.ids import local_id
 from schema.money import Address, Money
 from schema.pagination import Edge, PageInfo, page_info
+from schema.prefetch import resolved, selects, settle
 from schema.products import PRODUCT, Product, parse_position
 
 S = TypeVar("S")
@@ -58,10 +62,12 @@ class OrderLine:
     line_total: Money
     product_id: strawberry.Private[str]
 
-    @strawberry.field(description="The product as it is now; null once it is deleted.")
-    async def product(self, info: Info) -> Product | None:
-        view = await info.context.loaders.products.load(self.product_id)
-        return Product.from_view(view) if view is not None and not view.deleted else None
+    @strawberry.field(
+        description="The product as it is now; null once it is deleted.",
+        graphql_type=Product | None,
+    )
+    def product(self, info: Info) -> Product | Awaitable[Product | None] | None:
+        return resolved(info.context.loaders.products.load(self.product_id), _live_product)
 
     @classmethod
     def from_view(cls, view: OrderLineView) -> Self:
@@ -89,14 +95,13 @@ class Order(relay.Node):
     )
     customer_id: strawberry.Private[str]
 
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer | None:
-        return await load_customer(info.context.loaders, self.customer_id)
+    @strawberry.field(graphql_type=Customer | None)
+    def customer(self, info: Info) -> Customer | Awaitable[Customer | None] | None:
+        return resolved(info.context.loaders.customers.load(self.customer_id), _customer)
 
-    @strawberry.field
-    async def lines(self, info: Info) -> list[OrderLine]:
-        views = await info.context.loaders.order_lines.load(self.id)
-        return [OrderLine.from_view(view) for view in views]
+    @strawberry.field(graphql_type=list[OrderLine])
+    def lines(self, info: Info) -> list[OrderLine] | Awaitable[list[OrderLine]]:
+        return resolved(info.context.loaders.order_lines.load(self.id), _lines)
 
     @classmethod
     def from_view(cls, view: OrderView) -> Self:
@@ -150,11 +155,45 @@ class OrderConnection:
         return await ask(info, CountOrders(self.filter))
 
 
-def _order_connection(
+def _live_product(view: ProductView | None) -> Product | None:
+    return Product.from_view(view) if view is not None and not view.deleted else None
+
+
+def _customer(view: CustomerView | None) -> Customer | None:
+    return Customer.from_view(view) if view is not None else None
+
+
+def _lines(views: list[OrderLineView]) -> list[OrderLine]:
+    return [OrderLine.from_view(view) for view in views]
+
+
+async def _prefetch(info: Info, views: list[OrderView]) -> None:
+    """Load what the page's orders will be asked for, a batch per level (schema/prefetch)."""
+    fields = [s for field in info.selected_fields for s in field.selections]
+    node = ("edges", "node")
+    loaders = info.context.loaders
+    wants_lines = selects(fields, *node, "lines")
+    loads: list[Awaitable[object]] = []
+    if wants_lines:
+        loads.append(loaders.order_lines.load_many([view.id for view in views]))
+    if selects(fields, *node, "customer"):
+        loads.append(loaders.customers.load_many(list({view.customer_id for view in views})))
+    await settle(*loads)
+    if wants_lines and selects(fields, *node, "lines", "product"):
+        product_ids: set[str] = set()
+        for view in views:
+            lines = loaders.order_lines.load(view.id)
+            if isinstance(lines, asyncio.Future) and lines.done() and not lines.exception():
+                product_ids.update(line.product_id for line in lines.result())
+        await settle(loaders.products.load_many(sorted(product_ids)))
+
+
+async def _order_connection(
     info: Info, page: Page[OrderView] | Slice[OrderView], wanted: OrderFilter
 ) -> OrderConnection:
     for _, view in page.items:
         info.context.loaders.orders.prime(view.id, view)
+    await _prefetch(info, [view for _, view in page.items])
     return OrderConnection(
         edges=[Edge(cursor=cursor, node=Order.from_view(view)) for cursor, view in page.items],
         page_info=page_info(page),  # type: ignore[arg-type]
@@ -183,11 +222,12 @@ async def customer_orders(
     customer on the page of customers (one statement); later pages one customer at a time."""
     wanted = OrderFilter(customer_id=customer_id, status=status)
     if after is not None:
-        page = await ask(info, ListOrders(first=first, after=after, filter=wanted, sort=sort))
-        return _order_connection(info, page, wanted)
+        later = await ask(info, ListOrders(first=first, after=after, filter=wanted, sort=sort))
+        return await _order_connection(info, later, wanted)
     _checked_page_size(first)
     key = CustomerOrdersKey(customer_id, first, status, sort)
-    return _order_connection(info, await info.context.loaders.customer_orders.load(key), wanted)
+    first_page = await info.context.loaders.customer_orders.load(key)
+    return await _order_connection(info, first_page, wanted)
 
 
 @strawberry.type
@@ -219,7 +259,7 @@ class OrderListQueries:
             placed_before=placed_before,
         )
         page = await ask(info, ListOrders(first=first, after=after, filter=wanted, sort=sort))
-        return _order_connection(info, page, wanted)
+        return await _order_connection(info, page, wanted)
 
 
 @strawberry.type
