@@ -204,6 +204,11 @@ class EventTail:
             self._wakeup.clear()
             try:
                 while self._position < self._target:
+                    if not self._subscribers:
+                        # Nobody to deliver to: skip the reads. A subscriber that comes later
+                        # and asks for these events replays them from the log (`subscribe`).
+                        self._position = self._target
+                        break
                     batch = await self._read(after=self._position, up_to=self._target)
                     if not batch:
                         break
