@@ -59,6 +59,11 @@ class ProjectionTimeout(TimeoutError):
     """The read models did not reach a position in time; the write itself is committed."""
 
 
+class ChangesNotTold(Exception):
+    """`ReadModelChanges` failed (the query cache is away): the read models are applied,
+    but the read-your-writes mark does not move until it has been told."""
+
+
 class UnknownProjection(LookupError):
     """A projection name that is not one of the projector's."""
 
@@ -126,6 +131,8 @@ class Projector:
         self._lock = asyncio.Lock()
         self._changes = changes
         self._told_through = 0
+        self._stale_everything: set[str] = set()
+        self._rebuilds: dict[str, int] = {}
 
     @property
     def position(self) -> int:
@@ -142,7 +149,15 @@ class Projector:
 
     async def start(self) -> None:
         await self._load_checkpoints()
-        await self.catch_up()
+        # A shared cache (Redis) may hold entries older than writes that an earlier run, or
+        # a process that died, applied without telling it: start from a clean slate. If
+        # the cache cannot be reached now, catch_up tries again before the mark moves.
+        self._stale_everything = {p.name for p in self._projections}
+        try:
+            await self.catch_up()
+        except ChangesNotTold:
+            # The read models are applied; the mark waits for the cache (see _follow).
+            logger.exception("the query cache could not be told of changes; retrying")
         self._task = asyncio.create_task(self._follow(), name="projector")
 
     async def stop(self) -> None:
@@ -187,8 +202,40 @@ class Projector:
     async def catch_up(self) -> None:
         """Apply everything in the log now; returns when no projection has more to do."""
         async with self._lock:
+            await self._forget_stale()
             while await self._advance_once():
                 pass
+
+    async def _forget_stale(self) -> None:
+        """Tell `changes` of read models that are stale as a whole (see `start` and
+        `_notice_rebuilds`); until that has gone through, it is tried again every round."""
+        if self._changes is not None and self._stale_everything:
+            try:
+                await self._changes.rebuilt(sorted(self._stale_everything))
+            except Exception as error:
+                raise ChangesNotTold(str(error)) from error
+        self._stale_everything.clear()
+
+    async def _notice_rebuilds(self) -> None:
+        """Notice a rebuild run by another process (`orderdesk projections rebuild`).
+
+        What was read here meanwhile (a read model emptied, then filling up) may be cached,
+        and positions end where they were, so a rebuild counts up `rebuilds` as it starts
+        and as it ends; a count that moved makes that read model stale as a whole. One
+        small read per poll, when idle.
+        """
+        if self._changes is None:
+            return
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(
+                select(projection_checkpoints.c.name, projection_checkpoints.c.rebuilds)
+            )
+            counts = {row.name: int(row.rebuilds) for row in rows}
+        for projection in self._projections:
+            count = counts.get(projection.name, 0)
+            if self._rebuilds.get(projection.name, 0) != count:
+                self._stale_everything.add(projection.name)
+            self._rebuilds[projection.name] = count
 
     async def stored_status(self) -> list[ProjectionStatus]:
         """Each projection's checkpoint and parked error as the read database holds them.
@@ -236,11 +283,17 @@ class Projector:
                     reset = await connection.execute(
                         update(projection_checkpoints)
                         .where(projection_checkpoints.c.name == projection.name)
-                        .values(position=0, parked_error=None)
+                        .values(
+                            position=0,
+                            parked_error=None,
+                            rebuilds=projection_checkpoints.c.rebuilds + 1,
+                        )
                     )
                     if reset.rowcount != 1:
                         await connection.execute(
-                            insert(projection_checkpoints).values(name=projection.name, position=0)
+                            insert(projection_checkpoints).values(
+                                name=projection.name, position=0, rebuilds=1
+                            )
                         )
             for projection in targets:
                 self._checkpoints[projection.name] = 0
@@ -252,7 +305,14 @@ class Projector:
             # Only the rebuilt ones: the others follow the log as they did, at their pace.
             while await self._advance_once(targets):
                 pass
-            # What was read (and cached) while the tables filled up is stale now.
+            # What was read (and cached) while the tables filled up is stale now, here and
+            # in other processes (which notice the count, `_notice_rebuilds`).
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    update(projection_checkpoints)
+                    .where(projection_checkpoints.c.name.in_(names))
+                    .values(rebuilds=projection_checkpoints.c.rebuilds + 1)
+                )
             if self._changes is not None:
                 await self._changes.rebuilt(names)
 
@@ -270,30 +330,36 @@ class Projector:
 
     async def _follow(self) -> None:
         while True:
+            woken = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_interval):
-                    await self._wakeup.wait()
+                    woken = await self._wakeup.wait()
             self._wakeup.clear()
             try:
+                if not woken:
+                    await self._notice_rebuilds()
                 await self.catch_up()
             except Exception:
-                # Reading the log failed (the database is away); the next round retries.
-                logger.exception("projector could not read the event log")
+                # The database or the query cache is away; the next round retries, and the
+                # read-your-writes mark stays where it is meanwhile.
+                logger.exception("projector round failed; retrying")
 
     async def _load_checkpoints(self) -> None:
         """Read (or create) each checkpoint. A projection parked by an earlier run is tried
         again: a restart, after a fix, is the way to resume without a rebuild."""
         async with self._engine.begin() as connection:
-            rows = await connection.execute(select(projection_checkpoints))
+            rows = (await connection.execute(select(projection_checkpoints))).all()
             stored = {row.name: row.position for row in rows}
+            self._rebuilds = {row.name: int(row.rebuilds) for row in rows}
             for projection in self._projections:
+                self._rebuilds.setdefault(projection.name, 0)
                 if projection.name not in stored:
                     await connection.execute(
                         insert(projection_checkpoints).values(name=projection.name, position=0)
                     )
                 self._checkpoints[projection.name] = stored.get(projection.name, 0)
         self._reached = self._running_minimum()
-        # What was applied before this process started was never cached by it.
+        # What was applied before is made stale as a whole at start (`start`).
         self._told_through = max(self._told_through, self._reached)
 
     def _running_minimum(self) -> int:
@@ -419,7 +485,10 @@ class Projector:
                     break
                 pending.extend(more)
                 covered = more[-1].position
-        await self._changes.applied(pending)
+        try:
+            await self._changes.applied(pending)
+        except Exception as error:
+            raise ChangesNotTold(str(error)) from error
         self._told_through = position
 
     async def _reload_checkpoint(self, name: str) -> None:

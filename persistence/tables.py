@@ -108,6 +108,9 @@ projection_checkpoints = Table(
     # Why the projection stopped, once it has failed too often; cleared when it runs again.
     # Kept here, not only in memory, so `orderdesk projections status` sees it from outside.
     Column("parked_error", Text, nullable=True),
+    # Counted up when a rebuild starts and when it ends: how another process's projector
+    # learns that what it read (and cached) meanwhile is stale, though positions end equal.
+    Column("rebuilds", Integer, nullable=False, server_default="0"),
 )
 
 product_catalog = Table(
