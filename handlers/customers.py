@@ -195,7 +195,10 @@ _ORDER_COUNTED = (
             ),
             else_=_c.lifetime_value,
         ),
-        currency=case((_c.currency == "", bindparam("b_currency")), else_=_c.currency),
+        currency=case(
+            (_c.currency == "", bindparam("b_currency", type_=_c.currency.type)),
+            else_=_c.currency,
+        ),
     )
 )
 """Every order placed, built once (it is the commonest change to a customer)."""

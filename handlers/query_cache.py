@@ -134,9 +134,11 @@ class CacheInvalidation:
     entries tagged with those entities, and every list of that read model, go stale. A
     projection that cannot say makes its whole read model stale.
 
-    If the cache cannot be reached, it is flushed as soon as it can be: until then the
-    projector does not move the mark (the error propagates), so no caller is told its
-    write is visible while a stale entry may still be served.
+    If the cache cannot be reached, the error propagates: the projector does not move the
+    mark, and hands the same events over again at its next round, so no caller is told
+    its write is visible while a stale entry may still be served. Mutations meanwhile
+    answer READ_MODEL_LAGGING after the bounded wait (their writes are committed), and
+    queries are answered from the read models.
     """
 
     def __init__(

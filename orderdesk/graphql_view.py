@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import uuid
 from typing import Any
@@ -44,6 +45,16 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # restarts, like a uuid4, at a fraction of its cost per request (ids are not secrets).
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _next_id = itertools.count(1).__next__
+
+
+def _new_id_prefix() -> None:
+    # A worker forked after import must not repeat its parent's ids.
+    global _ID_PREFIX, _next_id  # noqa: PLW0603
+    _ID_PREFIX = uuid.uuid4().hex[:16]
+    _next_id = itertools.count(1).__next__
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def request_id(headers: Any) -> str:

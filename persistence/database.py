@@ -32,12 +32,10 @@ def create_engine(url: str, *, for_writes: bool = False, echo: bool = False) -> 
     # Connections cost a file handle each and no thread; enough that concurrent requests
     # (each a read, a key check and a write transaction) do not open and close overflow
     # connections all the time.
+    in_memory = database == ":memory:" or parsed.query.get("mode") == "memory"
+    pool = {} if in_memory else {"pool_size": 32, "max_overflow": 32}
     engine = create_async_engine(
-        url,
-        echo=echo,
-        async_creator=sqlite_driver.connector(database, uri=uri),
-        pool_size=32,
-        max_overflow=32,
+        url, echo=echo, async_creator=sqlite_driver.connector(database, uri=uri), **pool
     )
     begin = "BEGIN IMMEDIATE" if for_writes else "BEGIN"
 

@@ -217,6 +217,8 @@ class EventTail:
                             if subscriber.matches(event):
                                 subscriber.offer(event)
                     self._position = batch[-1].position
+                    # SQLite runs in the loop's thread: let requests in between batches.
+                    await asyncio.sleep(0)
             except Exception:
                 logger.exception("event tail could not read the log; retrying")
                 await asyncio.sleep(0.5)

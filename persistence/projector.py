@@ -203,18 +203,21 @@ class Projector:
         """Apply everything in the log now; returns when no projection has more to do."""
         async with self._lock:
             await self._forget_stale()
-            while await self._advance_once():
-                pass
+            # SQLite runs in the loop's thread: sleep(0) lets requests in between batches.
+            while await self._advance_once():  # noqa: ASYNC110 - a yield, not a wait
+                await asyncio.sleep(0)
 
     async def _forget_stale(self) -> None:
         """Tell `changes` of read models that are stale as a whole (see `start` and
         `_notice_rebuilds`); until that has gone through, it is tried again every round."""
-        if self._changes is not None and self._stale_everything:
+        names = set(self._stale_everything)
+        if self._changes is not None and names:
             try:
-                await self._changes.rebuilt(sorted(self._stale_everything))
+                await self._changes.rebuilt(sorted(names))
             except Exception as error:
                 raise ChangesNotTold(str(error)) from error
-        self._stale_everything.clear()
+        # Only what was told: a name added meanwhile waits for the next round.
+        self._stale_everything -= names
 
     async def _notice_rebuilds(self) -> None:
         """Notice a rebuild run by another process (`orderdesk projections rebuild`).
@@ -300,8 +303,9 @@ class Projector:
                 self._failures.pop(projection.name, None)
                 self._parked.pop(projection.name, None)
             names = [projection.name for projection in targets]
-            if self._changes is not None:
-                await self._changes.rebuilt(names)
+            self._stale_everything.update(names)
+            with contextlib.suppress(ChangesNotTold):
+                await self._forget_stale()  # if not now, before the mark moves again
             # Only the rebuilt ones: the others follow the log as they did, at their pace.
             while await self._advance_once(targets):
                 pass
@@ -313,8 +317,9 @@ class Projector:
                     .where(projection_checkpoints.c.name.in_(names))
                     .values(rebuilds=projection_checkpoints.c.rebuilds + 1)
                 )
-            if self._changes is not None:
-                await self._changes.rebuilt(names)
+            self._stale_everything.update(names)
+            with contextlib.suppress(ChangesNotTold):
+                await self._forget_stale()
 
     def _select(self, names: Iterable[str] | None) -> list[Projection]:
         if names is None:
@@ -329,14 +334,17 @@ class Projector:
         return [known[name] for name in wanted]
 
     async def _follow(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_look = loop.time() + self._poll_interval
         while True:
-            woken = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_interval):
-                    woken = await self._wakeup.wait()
+                    await self._wakeup.wait()
             self._wakeup.clear()
             try:
-                if not woken:
+                # By the clock, not only when idle: steady writes wake this every time.
+                if loop.time() >= next_look:
+                    next_look = loop.time() + self._poll_interval
                     await self._notice_rebuilds()
                 await self.catch_up()
             except Exception:

@@ -129,7 +129,9 @@ class RedisQueryCache:
 
     Entries are pickled and signed with an HMAC of the service's secret, so whoever can
     write to Redis still cannot make this process unpickle something of its choosing.
-    Each entry expires after `ttl` seconds; Redis's own memory policy bounds the rest.
+    Each entry expires after `ttl` seconds; the generations have no expiry. Give Redis a
+    `volatile-*` maxmemory policy (or `noeviction`): an `allkeys-*` policy could evict the
+    generations and so bring invalidated entries back to life.
     """
 
     def __init__(
@@ -151,7 +153,7 @@ class RedisQueryCache:
             raw, generations = await pipe.execute()
         stamp = tuple(int(g or 0) for g in generations)
         if raw is not None:
-            entry = self._open(raw)
+            entry = self._open(key, raw)
             if entry is not None and entry[0] == stamp:
                 return Lookup(True, entry[1], stamp)
         return Lookup(False, None, stamp)
@@ -160,8 +162,9 @@ class RedisQueryCache:
         self, key: str, tags: Sequence[str], stamp: Stamp, value: object, weight: int
     ) -> None:
         body = pickle.dumps((stamp, value), protocol=pickle.HIGHEST_PROTOCOL)
-        signed = hmac.new(self._secret, body, hashlib.sha256).digest() + body
-        await self._redis.set(self._entry_prefix + key, signed, ex=self._ttl)
+        await self._redis.set(
+            self._entry_prefix + key, self._signature(key, body) + body, ex=self._ttl
+        )
 
     async def invalidate(self, tags: Iterable[str]) -> None:
         fields = sorted({str(slot(tag)) for tag in tags})
@@ -178,10 +181,13 @@ class RedisQueryCache:
     async def close(self) -> None:
         await self._redis.aclose()
 
-    def _open(self, raw: bytes) -> tuple[Stamp, Any] | None:
+    def _signature(self, key: str, body: bytes) -> bytes:
+        """Over the key too: an entry copied to another caller's key does not verify."""
+        return hmac.new(self._secret, key.encode() + b"\0" + body, hashlib.sha256).digest()
+
+    def _open(self, key: str, raw: bytes) -> tuple[Stamp, Any] | None:
         signature, body = raw[:32], raw[32:]
-        expected = hmac.new(self._secret, body, hashlib.sha256).digest()
-        if not hmac.compare_digest(signature, expected):
+        if not hmac.compare_digest(signature, self._signature(key, body)):
             logger.warning("a query cache entry with a bad signature was ignored")
             return None
         # Signed by this service (checked above): not a stranger's pickle.

@@ -38,17 +38,23 @@ PRAGMAS = (
 )
 
 
-async def _when_unlocked(run: Callable[[], Any]) -> Any:
+def _busy(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+
+
+async def _when_unlocked(run: Callable[[], Any], *, retry: bool = True) -> Any:
     """Run `run()`; while SQLite answers SQLITE_BUSY (another connection holds the lock),
     sleep in asyncio and try again, for at most LOCK_TIMEOUT seconds.
 
-    Only plain SQLITE_BUSY is retried: a statement refused with it did nothing. Its extended
+    Only plain SQLITE_BUSY is retried, and only where SQLite says a retry is sound: for a
+    statement outside a transaction (BEGIN, BEGIN IMMEDIATE, a pragma) and for COMMIT.
+    Inside a transaction the error is raised, and the unit of work rolls back. Extended
     codes (a stale WAL snapshot, for one) would fail the same way again.
     """
     try:
         return run()
     except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+        if not (retry and _busy(error)):
             raise
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LOCK_TIMEOUT
@@ -58,7 +64,7 @@ async def _when_unlocked(run: Callable[[], Any]) -> Any:
         try:
             return run()
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or loop.time() >= deadline:
+            if not _busy(error) or loop.time() >= deadline:
                 raise
         delay = min(delay * 2, _LONGEST_RETRY)
 
@@ -78,12 +84,16 @@ class Cursor:
         self._cursor.close()
 
     async def execute(self, sql: str, parameters: Iterable[Any] = ()) -> Self:
-        await _when_unlocked(lambda: self._cursor.execute(sql, parameters))  # type: ignore[arg-type]
+        outside = not self._cursor.connection.in_transaction
+        await _when_unlocked(
+            lambda: self._cursor.execute(sql, parameters),  # type: ignore[arg-type]
+            retry=outside,
+        )
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> Self:
-        rows = list(parameters)
-        await _when_unlocked(lambda: self._cursor.executemany(sql, rows))  # type: ignore[arg-type]
+        # Never retried: rows that ran before the refusal would run again.
+        self._cursor.executemany(sql, list(parameters))  # type: ignore[arg-type]
         return self
 
     async def fetchone(self) -> Any:
@@ -183,6 +193,10 @@ def connector(database: str, *, uri: bool = False) -> Callable[[], Awaitable[Con
         try:
             for pragma in PRAGMAS:
                 await _when_unlocked(partial(connection.execute, pragma))
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode not in ("wal", "memory"):
+                # Readers would then wait for writers, in the loop's thread.
+                raise sqlite3.OperationalError(f"{database} cannot use WAL (it is in {mode})")
         except BaseException:
             connection.close()
             raise

@@ -21,6 +21,10 @@ from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.schema import validate_document
 
+MAX_CACHED_TEXT = 20_000
+"""Longer texts (a string literal may fill the body) are parsed each time: the cache holds
+at most `maxsize` times this many characters."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
@@ -58,7 +62,8 @@ class PreparedDocuments:
             self._entries.move_to_end(query)
             return entry.document
         document = parse(query, max_tokens=self.max_tokens)
-        self._remember(query, _Prepared(document))
+        if len(query) <= MAX_CACHED_TEXT:
+            self._remember(query, _Prepared(document))
         return document
 
     def errors(self, query: str, document: DocumentNode, schema: object) -> list[GraphQLError]:

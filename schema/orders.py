@@ -183,7 +183,12 @@ async def _prefetch(info: Info, views: list[OrderView]) -> None:
         product_ids: set[str] = set()
         for view in views:
             lines = loaders.order_lines.load(view.id)
-            if isinstance(lines, asyncio.Future) and lines.done() and not lines.exception():
+            if (
+                isinstance(lines, asyncio.Future)
+                and lines.done()
+                and not lines.cancelled()
+                and not lines.exception()
+            ):
                 product_ids.update(line.product_id for line in lines.result())
         await settle(loaders.products.load_many(sorted(product_ids)))
 

@@ -24,7 +24,12 @@ R = TypeVar("R")
 
 def resolved(pending: Awaitable[T], present: Callable[[T], R]) -> R | Awaitable[R]:
     """`present(value)` now if `pending` (a DataLoader's future) is done, else later."""
-    if isinstance(pending, asyncio.Future) and pending.done() and pending.exception() is None:
+    if (
+        isinstance(pending, asyncio.Future)
+        and pending.done()
+        and not pending.cancelled()
+        and pending.exception() is None
+    ):
         return present(pending.result())
 
     async def later() -> R:

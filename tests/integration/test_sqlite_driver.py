@@ -99,3 +99,34 @@ async def test_readers_never_wait_for_a_writer(database: Path) -> None:
         holder.execute("ROLLBACK")
         holder.close()
         await engine.dispose()
+
+
+async def test_a_refusal_inside_a_transaction_is_raised_at_once(database: Path) -> None:
+    """SQLite allows a retry after SQLITE_BUSY only outside a transaction or for COMMIT; a
+    deferred transaction that finds the lock taken at its first write is refused at once."""
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")  # deferred BEGIN
+    holder = _hold_write_lock(database)
+
+    async def read_then_write() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("SELECT n FROM counter"))
+            await connection.execute(text("UPDATE counter SET n = n + 1"))
+
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(OperationalError, match="database is locked"):
+            await read_then_write()
+        assert asyncio.get_running_loop().time() - started < sqlite_driver.LOCK_TIMEOUT / 2
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await engine.dispose()
+
+
+async def test_an_in_memory_database_works() -> None:
+    engine = create_engine("sqlite+aiosqlite://")
+    try:
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
