@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import customers, orders, products
@@ -77,6 +78,8 @@ class Services:
         """Migrate if asked, bring the read models up to date, then follow the log."""
         if self.settings.migrate_on_start:
             await self.migrate()
+        if self.query_cache is not None:
+            await self.query_cache.open()
         await self.projector.start()
         self.tail.start(self.projector.position)
         self.projector.on_advance(self.tail.advance_to)
@@ -120,7 +123,12 @@ def query_cache_for(settings: Settings) -> QueryCache | None:
         key = hmac.new(secret, b"orderdesk query cache", hashlib.sha256).digest()
         return RedisQueryCache(settings.cache_url, secret=key, ttl=settings.query_cache_ttl)
     if is_sqlite(settings.database_url):
-        return LocalQueryCache(max_weight=settings.query_cache_rows)
+        database = make_url(settings.database_url).database
+        on_disk = database not in (None, "", ":memory:")
+        return LocalQueryCache(
+            max_weight=settings.query_cache_rows,
+            sole_writer_lock=Path(f"{database}.query-cache.lock") if on_disk else None,
+        )
     logger.warning(
         "the query cache is off: on PostgreSQL it needs ORDERDESK_CACHE_URL (redis://...), "
         "which every process shares"

@@ -13,6 +13,7 @@ whatever the number of entities; two tags sharing a slot only cost an extra miss
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import logging
@@ -21,7 +22,8 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import IO, Any, Protocol
 
 import redis.asyncio as redis
 
@@ -63,6 +65,10 @@ class QueryCache(Protocol):
         """Make every entry stale."""
         ...
 
+    async def open(self) -> None:
+        """Called once at start, before the first lookup."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -70,11 +76,17 @@ class LocalQueryCache:
     """In this process: least recently used entries go first, beyond `max_weight` rows.
 
     Right for one process only: another process's writes reach this one's projector, and
-    so its invalidations, a moment after that process has answered its own mutation.
+    so its invalidations, a moment after that process has answered its own mutation. So
+    `open` takes an exclusive lock on `sole_writer_lock` (a file beside the database); a
+    second process on the same database, however it was started, finds it taken and runs
+    without the cache (every lookup a miss).
     """
 
-    def __init__(self, *, max_weight: int) -> None:
+    def __init__(self, *, max_weight: int, sole_writer_lock: Path | None = None) -> None:
         self._max_weight = max_weight
+        self._lock_path = sole_writer_lock
+        self._lock_file: IO[bytes] | None = None
+        self.enabled = True
         self._weight = 0
         self._entries: OrderedDict[str, tuple[Stamp, object, int]] = OrderedDict()
         self._generations = [0] * SLOTS
@@ -87,8 +99,27 @@ class LocalQueryCache:
         generations = self._generations
         return (self._epoch, *[generations[slot(tag)] for tag in tags])
 
+    async def open(self) -> None:
+        if self._lock_path is None:
+            return
+        lock_file = self._lock_path.open("ab")
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock_file.close()
+            self.enabled = False
+            logger.warning(
+                "the query cache is off: another process serves %s; several processes "
+                "share a cache only through ORDERDESK_CACHE_URL (redis://...)",
+                self._lock_path.with_suffix(""),
+            )
+            return
+        self._lock_file = lock_file
+
     async def lookup(self, key: str, tags: Sequence[str]) -> Lookup:
         stamp = self._stamp(tags)
+        if not self.enabled:
+            return Lookup(False, None, stamp)
         entry = self._entries.get(key)
         if entry is not None and entry[0] == stamp:
             self._entries.move_to_end(key)
@@ -98,8 +129,8 @@ class LocalQueryCache:
     async def store(
         self, key: str, tags: Sequence[str], stamp: Stamp, value: object, weight: int
     ) -> None:
-        if weight > self._max_weight or stamp != self._stamp(tags):
-            return  # stale already, or too large to keep
+        if not self.enabled or weight > self._max_weight or stamp != self._stamp(tags):
+            return  # off, stale already, or too large to keep
         old = self._entries.pop(key, None)
         if old is not None:
             self._weight -= old[2]
@@ -121,6 +152,9 @@ class LocalQueryCache:
 
     async def close(self) -> None:
         self._entries.clear()
+        if self._lock_file is not None:
+            self._lock_file.close()  # and with it the lock
+            self._lock_file = None
 
 
 class RedisQueryCache:
@@ -177,6 +211,9 @@ class RedisQueryCache:
 
     async def flush(self) -> None:
         await self._redis.hincrby(self._generations, "epoch", 1)
+
+    async def open(self) -> None:
+        return None
 
     async def close(self) -> None:
         await self._redis.aclose()

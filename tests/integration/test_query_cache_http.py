@@ -28,6 +28,7 @@ from mediator import Context
 from orderdesk.bootstrap import PROJECTIONS, bootstrap
 from orderdesk.settings import Settings
 from persistence.projector import Projector
+from persistence.query_cache import LocalQueryCache
 from tests.databases import POSTGRES_ENV, REDIS_ENV, postgres_database_url
 from tests.graphql_client import JSON, TEST_SECRET, GraphQLClient
 from tests.served import Served, serve
@@ -495,3 +496,20 @@ async def test_with_redis_away_reads_are_answered_from_the_read_models(
             samples = await metrics(served)
     assert lookups(samples, "GetProducts", "error") >= 2
     assert lookups(samples, "GetProducts", "hit") == 0
+
+
+async def test_a_second_process_on_one_sqlite_file_runs_without_the_in_process_cache(
+    client: GraphQLClient,
+) -> None:
+    """Its cache could not see the first process's writes in time, so it keeps none."""
+    second = bootstrap(client.served.settings)
+    await second.start()
+    try:
+        cache = second.query_cache
+        assert isinstance(cache, LocalQueryCache)
+        assert not cache.enabled
+        first = client.served.services.query_cache
+        assert isinstance(first, LocalQueryCache)
+        assert first.enabled
+    finally:
+        await second.stop()

@@ -197,6 +197,9 @@ class UnreachableCache:
     def __init__(self) -> None:
         self.lookups = 0
 
+    async def open(self) -> None:
+        return None
+
     async def lookup(self, key: str, tags: Sequence[str]) -> Lookup:
         self.lookups += 1
         raise ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
