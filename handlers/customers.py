@@ -284,9 +284,15 @@ CACHED: dict[type, Cached] = {
 
 
 def register(
-    registry: Registry, *, read_engine: AsyncEngine, new_id: Callable[[], str] = new_customer_id
+    registry: Registry,
+    *,
+    read_engine: AsyncEngine,
+    scan_engine: AsyncEngine | None = None,
+    new_id: Callable[[], str] = new_customer_id,
 ) -> None:
     registry.handle(RegisterCustomer, partial(register_customer, new_id=new_id))
     registry.handle(GetCustomers, partial(get_customers, read_engine=read_engine))
-    registry.handle(ListCustomers, partial(list_customers, read_engine=read_engine))
-    registry.handle(CountCustomers, partial(count_customers, read_engine=read_engine))
+    # Lists, counts and searches grow with the data (database.create_engine).
+    scans = scan_engine or read_engine
+    registry.handle(ListCustomers, partial(list_customers, read_engine=scans))
+    registry.handle(CountCustomers, partial(count_customers, read_engine=scans))

@@ -755,6 +755,7 @@ def register(
     *,
     read_engine: AsyncEngine,
     tail: EventTail | None = None,
+    scan_engine: AsyncEngine | None = None,
     new_id: Callable[[], str] = new_order_id,
 ) -> None:
     registry.handle(PlaceOrder, partial(place_order, new_id=new_id))
@@ -764,8 +765,10 @@ def register(
     registry.handle(CancelOrder, cancel_order)
     registry.handle(GetOrders, partial(get_orders, read_engine=read_engine))
     registry.handle(GetOrderLines, partial(get_order_lines, read_engine=read_engine))
-    registry.handle(ListOrders, partial(list_orders, read_engine=read_engine))
-    registry.handle(CountOrders, partial(count_orders, read_engine=read_engine))
-    registry.handle(FirstOrderPages, partial(first_order_pages, read_engine=read_engine))
+    # Lists, counts and pages per customer grow with the data (database.create_engine).
+    scans = scan_engine or read_engine
+    registry.handle(ListOrders, partial(list_orders, read_engine=scans))
+    registry.handle(CountOrders, partial(count_orders, read_engine=scans))
+    registry.handle(FirstOrderPages, partial(first_order_pages, read_engine=scans))
     if tail is not None:
         registry.stream(WatchOrders, partial(watch_orders, tail=tail))

@@ -447,6 +447,7 @@ def register(
     *,
     read_engine: AsyncEngine,
     tail: EventTail,
+    scan_engine: AsyncEngine | None = None,
     new_id: Callable[[], str] = new_product_id,
 ) -> None:
     registry.handle(CreateProduct, partial(create_product, new_id=new_id))
@@ -454,7 +455,9 @@ def register(
     registry.handle(RestockProduct, restock_product)
     registry.handle(DeleteProduct, delete_product)
     registry.handle(GetProducts, partial(get_products, read_engine=read_engine))
-    registry.handle(ListProducts, partial(list_products, read_engine=read_engine))
+    # Lists count and search: reads whose cost grows with the data (database.create_engine).
+    scans = scan_engine or read_engine
+    registry.handle(ListProducts, partial(list_products, read_engine=scans))
     registry.stream(WatchProducts, partial(watch_products, tail=tail))
 
 

@@ -57,6 +57,7 @@ class Services:
     log_engine: AsyncEngine
     read_engine: AsyncEngine
     read_model_engine: AsyncEngine
+    scan_engine: AsyncEngine
     log: EventLog
     projector: Projector
     tail: EventTail
@@ -91,7 +92,13 @@ class Services:
         await self.projector.stop()
         for engine in {
             id(e): e
-            for e in (self.write_engine, self.log_engine, self.read_engine, self.read_model_engine)
+            for e in (
+                self.write_engine,
+                self.log_engine,
+                self.read_engine,
+                self.read_model_engine,
+                self.scan_engine,
+            )
         }.values():
             await engine.dispose()
         if self.query_cache is not None:
@@ -153,6 +160,11 @@ def bootstrap(
     read_model_engine = (
         create_engine(settings.read_models_url, for_writes=True) if separate_reads else write_engine
     )
+    scan_engine = (
+        create_engine(settings.read_models_url, for_scans=True)
+        if is_sqlite(settings.read_models_url)
+        else read_engine
+    )
 
     codec = EventCodec()
     codec.register([*products.EVENT_TYPES, *customers.EVENT_TYPES, *orders.EVENT_TYPES])
@@ -209,9 +221,9 @@ def bootstrap(
     registry.behavior(idempotent(log_engine, IDEMPOTENT), applies_to=Command)
     registry.behavior(in_transaction(unit_of_work), applies_to=Command)
     registry.stream_behavior(authorize_streams(POLICIES))
-    products.register(registry, read_engine=read_engine, tail=tail)
-    customers.register(registry, read_engine=read_engine)
-    orders.register(registry, read_engine=read_engine, tail=tail)
+    products.register(registry, read_engine=read_engine, scan_engine=scan_engine, tail=tail)
+    customers.register(registry, read_engine=read_engine, scan_engine=scan_engine)
+    orders.register(registry, read_engine=read_engine, scan_engine=scan_engine, tail=tail)
     mediator = registry.build()
     _check_policies(mediator)
 
@@ -221,6 +233,7 @@ def bootstrap(
         log_engine=log_engine,
         read_engine=read_engine,
         read_model_engine=read_model_engine,
+        scan_engine=scan_engine,
         log=log,
         projector=projector,
         tail=tail,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -13,7 +15,9 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, for_writes: bool = False, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, for_writes: bool = False, for_scans: bool = False, echo: bool = False
+) -> AsyncEngine:
     """An engine for `url`; on SQLite, `for_writes` makes every transaction BEGIN IMMEDIATE.
 
     SQLite allows one writer at a time. A deferred transaction that reads and then
@@ -22,22 +26,31 @@ def create_engine(url: str, *, for_writes: bool = False, echo: bool = False) -> 
     takes the write lock up front (waiting for it up to `sqlite_driver.LOCK_TIMEOUT`), so a
     write transaction's reads are current and its checks (version, stock) hold until it
     commits. Reads use a separate engine whose transactions stay deferred, so they never
-    wait for writers (WAL). SQLite's statements run in the loop's thread (`sqlite_driver`).
+    wait for writers (WAL).
+
+    SQLite's statements run in the loop's thread (`sqlite_driver`): lookups by id and
+    writes take microseconds there. `for_scans` is for reads whose cost grows with the
+    data (counts, searches, pages of lists): on SQLite they run on aiosqlite's thread,
+    where SQLite lets go of the GIL, so a long scan never holds up the other requests.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
-    database = parsed.database or ":memory:"
-    uri = parsed.query.get("uri") in ("true", "1")
-    # Connections cost a file handle each and no thread; enough that concurrent requests
-    # (each a read, a key check and a write transaction) do not open and close overflow
-    # connections all the time.
-    in_memory = database == ":memory:" or parsed.query.get("mode") == "memory"
-    pool = {} if in_memory else {"pool_size": 32, "max_overflow": 32}
-    engine = create_async_engine(
-        url, echo=echo, async_creator=sqlite_driver.connector(database, uri=uri), **pool
-    )
     begin = "BEGIN IMMEDIATE" if for_writes else "BEGIN"
+    if for_scans:
+        engine = create_async_engine(url, echo=echo)
+        _pragmas_on_connect(engine)
+    else:
+        database = parsed.database or ":memory:"
+        uri = parsed.query.get("uri") in ("true", "1")
+        in_memory = database == ":memory:" or parsed.query.get("mode") == "memory"
+        # Connections cost a file handle each and no thread; enough that concurrent
+        # requests (each a read, a key check and a write transaction) do not open and close
+        # overflow connections all the time.
+        pool = {} if in_memory else {"pool_size": 32, "max_overflow": 32}
+        engine = create_async_engine(
+            url, echo=echo, async_creator=sqlite_driver.connector(database, uri=uri), **pool
+        )
 
     # Hand BEGIN to SQLAlchemy instead of the driver's legacy mode, which would skip BEGIN
     # before SELECTs and break repeatable reads.
@@ -46,3 +59,16 @@ def create_engine(url: str, *, for_writes: bool = False, echo: bool = False) -> 
         connection.exec_driver_sql(begin)
 
     return engine
+
+
+def _pragmas_on_connect(engine: AsyncEngine) -> None:
+    """aiosqlite's connections: the same pragmas; a busy timeout is harmless on its thread."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in sqlite_driver.PRAGMAS:
+            cursor.execute(pragma)
+        cursor.execute(f"PRAGMA busy_timeout={int(sqlite_driver.LOCK_TIMEOUT * 1000)}")
+        cursor.close()

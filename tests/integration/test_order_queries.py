@@ -313,6 +313,7 @@ async def test_nested_queries_cost_the_same_statements_for_1_10_and_100_rows(
         services.log_engine,
         services.read_engine,
         services.read_model_engine,
+        services.scan_engine,
     )
     counts: dict[str, dict[int, int]] = {"orders": {}, "customers": {}}
     with log.watching(engines):
