@@ -74,7 +74,9 @@ class Loaders:
         mediator, ctx = self._mediator, self._ctx
 
         async def load(ids: list[str]) -> list[Any]:
-            found = await mediator.send(ask(tuple(ids)), ctx)
+            # Sorted: the same rows asked in another order are the same query (and the same
+            # query cache entry).
+            found = await mediator.send(ask(tuple(sorted(set(ids)))), ctx)
             return [found.get(key, missing()) for key in ids]
 
         return load
