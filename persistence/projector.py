@@ -303,9 +303,7 @@ class Projector:
                 self._failures.pop(projection.name, None)
                 self._parked.pop(projection.name, None)
             names = [projection.name for projection in targets]
-            self._stale_everything.update(names)
-            with contextlib.suppress(ChangesNotTold):
-                await self._forget_stale()  # if not now, before the mark moves again
+            await self._rebuilt(names)
             # Only the rebuilt ones: the others follow the log as they did, at their pace.
             while await self._advance_once(targets):
                 pass
@@ -317,9 +315,14 @@ class Projector:
                     .where(projection_checkpoints.c.name.in_(names))
                     .values(rebuilds=projection_checkpoints.c.rebuilds + 1)
                 )
-            self._stale_everything.update(names)
-            with contextlib.suppress(ChangesNotTold):
-                await self._forget_stale()
+            await self._rebuilt(names)
+
+    async def _rebuilt(self, names: Iterable[str]) -> None:
+        """The read models `names` are stale as a whole; told now if the cache answers,
+        else before the mark moves again (`_forget_stale`). A rebuild goes on either way."""
+        self._stale_everything.update(names)
+        with contextlib.suppress(ChangesNotTold):
+            await self._forget_stale()
 
     def _select(self, names: Iterable[str] | None) -> list[Projection]:
         if names is None:
@@ -484,15 +487,16 @@ class Projector:
         if after <= told and events:
             pending = [e for e in events if told < e.position <= position]
             covered = max(told, events[-1].position)
-        async with self._log_engine.connect() as connection:
-            while covered < position:
-                more = await self._log.read(
-                    connection, after=covered, up_to=position, limit=self._batch_size
-                )
-                if not more:
-                    break
-                pending.extend(more)
-                covered = more[-1].position
+        if covered < position:  # rarely: the batch usually holds them all
+            async with self._log_engine.connect() as connection:
+                while covered < position:
+                    more = await self._log.read(
+                        connection, after=covered, up_to=position, limit=self._batch_size
+                    )
+                    if not more:
+                        break
+                    pending.extend(more)
+                    covered = more[-1].position
         try:
             await self._changes.applied(pending)
         except Exception as error:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,27 @@ def database(tmp_path: Path) -> Path:
     return path
 
 
+TICK = 0.005
+
+
+@asynccontextmanager
+async def loop_ticks() -> AsyncIterator[list[int]]:
+    """Counts how often the loop got to run a task every TICK seconds meanwhile; a loop
+    held up by SQLite would count none while it is."""
+    ticks = [0]
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            ticks[0] += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield ticks
+    finally:
+        ticker.cancel()
+
+
 def _hold_write_lock(path: Path) -> sqlite3.Connection:
     """Another process's writer, as far as SQLite can tell."""
     holder = sqlite3.connect(path, isolation_level=None)
@@ -38,35 +61,26 @@ def _hold_write_lock(path: Path) -> sqlite3.Connection:
 async def test_a_writer_waits_for_the_lock_while_the_loop_goes_on(database: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{database}", for_writes=True)
     holder = _hold_write_lock(database)
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
 
     async def release_later() -> None:
         await asyncio.sleep(0.3)
         holder.execute("UPDATE counter SET n = n + 10")
         holder.execute("COMMIT")
 
-    ticker = asyncio.create_task(tick())
     releaser = asyncio.create_task(release_later())
     try:
-        async with engine.begin() as connection:
+        async with loop_ticks() as ticks, engine.begin() as connection:
             await connection.execute(text("UPDATE counter SET n = n + 1"))
         async with engine.connect() as connection:
             total = await connection.scalar(text("SELECT n FROM counter"))
     finally:
-        ticker.cancel()
         await releaser
         holder.close()
         await engine.dispose()
     # Both writes, one after the other; and the loop ran all along (a blocked loop would
     # have ticked not at all while the lock was held).
     assert total == 11
-    assert ticks >= 20
+    assert ticks[0] >= 20
 
 
 async def test_a_writer_gives_up_after_the_lock_timeout(
@@ -140,22 +154,12 @@ async def test_a_long_scan_runs_beside_the_loop(database: Path) -> None:
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) "
         "SELECT count(*) FROM n"
     )
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    ticker = asyncio.create_task(tick())
     try:
         started = asyncio.get_running_loop().time()
-        async with engine.connect() as connection:
+        async with loop_ticks() as ticks, engine.connect() as connection:
             assert await connection.scalar(slow_count) == 3_000_000
         took = asyncio.get_running_loop().time() - started
     finally:
-        ticker.cancel()
         await engine.dispose()
     # The loop ticked through the scan, about as often as it would have idle.
-    assert ticks >= took / 0.005 / 4
+    assert ticks[0] >= took / TICK / 4
