@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -301,8 +302,12 @@ def report_log_problems(server: Server) -> None:
             problems.append(line)
     if problems:
         print(f"  ! {server.name} logged {len(problems)} errors, warnings or exceptions:")
-        for line in dict.fromkeys(problems):  # each distinct one once
-            print(f"    {line[:300]}")
+        # Each kind once, with how often: timestamps, timings and request ids would make
+        # every line of a flood of one failure distinct.
+        kinds = Counter(re.sub(r"[0-9a-f]{12,}|\d+", "#", line) for line in problems)
+        firsts = {re.sub(r"[0-9a-f]{12,}|\d+", "#", line): line for line in reversed(problems)}
+        for kind, count in kinds.items():
+            print(f"    {firsts[kind][:300]}" + (f"  (x{count})" if count > 1 else ""))
 
 
 def app_server_argv(port: int, workers: int = 1) -> list[str]:
@@ -310,8 +315,25 @@ def app_server_argv(port: int, workers: int = 1) -> list[str]:
     return [str(orderdesk), "serve", "--port", str(port), "--workers", str(workers)]
 
 
+# Rate limits on, as in production, so that their cost is in every figure; with budgets of
+# the production shape (a minute and a second) that wrk from one address never spends.
+NEVER_SPENT = "1000000000/minute;1000000000/second"
+RATE_LIMITS = {
+    "ORDERDESK_RATE_LIMITS": "true",
+    "ORDERDESK_RATE_LIMIT_PER_ADDRESS": NEVER_SPENT,
+    "ORDERDESK_RATE_LIMIT_PER_IDENTITY": NEVER_SPENT,
+    "ORDERDESK_RATE_LIMIT_REGISTRATIONS": NEVER_SPENT,
+    "ORDERDESK_RATE_LIMIT_FAILED_AUTH": NEVER_SPENT,
+}
+
+
 def app_env(database_url: str, **extra: str) -> dict[str, str]:
-    return {"ORDERDESK_DATABASE_URL": database_url, "ORDERDESK_JWT_SECRET": SECRET, **extra}
+    return {
+        "ORDERDESK_DATABASE_URL": database_url,
+        "ORDERDESK_JWT_SECRET": SECRET,
+        **RATE_LIMITS,
+        **extra,
+    }
 
 
 # ---------------------------------------------------------------- GraphQL over httpx
@@ -363,6 +385,16 @@ class Seeded:
     customer_tokens: list[str]
 
 
+@dataclass(frozen=True)
+class Store:
+    """How much `seed` makes; order n belongs to customer n modulo `customers`."""
+
+    products: int = PRODUCTS
+    customers: int = CUSTOMERS
+    orders: int = ORDERS
+    lines_per_order: int = LINES_PER_ORDER
+
+
 def staff_token() -> str:
     return Tokens(SECRET).issue(Identity("bench", Role.STAFF), lifetime=timedelta(days=1))
 
@@ -399,15 +431,17 @@ def customer_input(n: int) -> dict[str, Any]:
     return {"name": f"Customer {n:02}", "email": email, "idempotencyKey": f"register-{n}"}
 
 
-def order_input(n: int, product_ids: list[str]) -> dict[str, Any]:
+def order_input(
+    n: int, product_ids: list[str], lines_per_order: int = LINES_PER_ORDER
+) -> dict[str, Any]:
     lines = [
-        {"productId": product_ids[(n + i * 7) % PRODUCTS], "quantity": 1 + (n + i) % 3}
-        for i in range(LINES_PER_ORDER)
+        {"productId": product_ids[(n + i * 7) % len(product_ids)], "quantity": 1 + (n + i) % 3}
+        for i in range(lines_per_order)
     ]
     return {"lines": lines, "shippingAddress": ADDRESS, "idempotencyKey": f"seed-{n}"}
 
 
-async def seed(url: str) -> Seeded:
+async def seed(url: str, store: Store = Store()) -> Seeded:
     """Products, customers and orders through the GraphQL API, as clients would make them."""
     staff = staff_token()
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
@@ -415,13 +449,13 @@ async def seed(url: str) -> Seeded:
         products = await asyncio.gather(
             *(
                 send(CREATE_PRODUCT, product_input(n), staff, "CreateProductSuccess")
-                for n in range(PRODUCTS)
+                for n in range(store.products)
             )
         )
         customers = await asyncio.gather(
             *(
                 send(REGISTER_CUSTOMER, customer_input(n), None, "RegisterCustomerSuccess")
-                for n in range(CUSTOMERS)
+                for n in range(store.customers)
             )
         )
         product_ids = [p["product"]["id"] for p in products]
@@ -430,22 +464,23 @@ async def seed(url: str) -> Seeded:
             *(
                 send(
                     PLACE_ORDER,
-                    order_input(n, product_ids),
-                    tokens[n % CUSTOMERS],
+                    order_input(n, product_ids, store.lines_per_order),
+                    tokens[n % store.customers],
                     "PlaceOrderSuccess",
                 )
-                for n in range(ORDERS)
+                for n in range(store.orders)
             )
         )
     return Seeded(staff, product_ids, tokens)
 
 
-def seed_and_report(url: str) -> Seeded:
+def seed_and_report(url: str, store: Store = Store()) -> Seeded:
     started = time.perf_counter()
-    seeded = asyncio.run(seed(url))
+    seeded = asyncio.run(seed(url, store))
     print(
-        f"  seeded {PRODUCTS} products, {CUSTOMERS} customers, {ORDERS} orders of "
-        f"{LINES_PER_ORDER} lines in {time.perf_counter() - started:.1f} s",
+        f"  seeded {store.products:,} products, {store.customers:,} customers, "
+        f"{store.orders:,} orders of {store.lines_per_order} lines "
+        f"in {time.perf_counter() - started:.1f} s",
         flush=True,
     )
     return seeded

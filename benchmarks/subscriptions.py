@@ -147,6 +147,12 @@ async def bench_orderdesk(subscribers: int, rounds: int) -> tuple[dict[str, floa
             "ORDERDESK_WS_PING_INTERVAL": "600",
             "ORDERDESK_SUBSCRIBER_QUEUE_SIZE": "1000",
             "ORDERDESK_MAX_SUBSCRIPTIONS_PER_CONNECTION": "20",
+            # Every subscriber comes from this one address and token: the caps and budgets
+            # that stop one stranger from opening a thousand sockets are raised past reach.
+            "ORDERDESK_MAX_SOCKETS_PER_ADDRESS": "1000000",
+            "ORDERDESK_MAX_SOCKETS_PER_IDENTITY": "1000000",
+            "ORDERDESK_RATE_LIMIT_PER_ADDRESS": "1000000/second",
+            "ORDERDESK_RATE_LIMIT_PER_IDENTITY": "1000000/second",
         }
         # A blocking spawn is fine here: it happens once, before anything is measured.
         server = subprocess.Popen(  # noqa: ASYNC220

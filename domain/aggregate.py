@@ -6,6 +6,15 @@ from typing import ClassVar
 
 from domain.errors import VersionConflict
 
+MAX_ID_LENGTH = 64
+
+
+def is_possible_id(text: str) -> bool:
+    """Whether an aggregate could have this id. One from a client that could not names
+    nothing, and is not looked up: PostgreSQL fails on NUL in text rather than find nothing.
+    """
+    return 0 < len(text) <= MAX_ID_LENGTH and "\x00" not in text
+
 
 class Aggregate:
     """Each recorded event bumps the version by one, so the version is the event stream's length.

@@ -16,6 +16,9 @@ from domain.products import Product
 MAX_LINES = 50
 MAX_QUANTITY = 1_000
 MAX_INSTRUCTIONS = 2_000
+MAX_REASON = 500
+# As long as the read models' columns, which must hold every order placed.
+MAX_ADDRESS_FIELD = {"street": 200, "city": 100, "state": 100, "postal_code": 20, "country": 2}
 
 
 class OrderStatus(enum.Enum):
@@ -106,6 +109,15 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+def _check_address(issues: Issues, address: Address) -> None:
+    for field in ("street", "city", "postal_code", "country"):
+        if not getattr(address, field).strip():
+            issues.add(f"shippingAddress.{_camel(field)}", "must not be empty")
+    for field, longest in MAX_ADDRESS_FIELD.items():
+        if len(getattr(address, field)) > longest:
+            issues.add(f"shippingAddress.{_camel(field)}", f"must be at most {longest} characters")
+
+
 @dataclass(frozen=True, slots=True)
 class Wanted:
     """A line as the customer asks for it: a product (already loaded) and a quantity."""
@@ -171,9 +183,7 @@ class Order(Aggregate):
         currencies = {line.product.price.currency for line in wanted}
         if len(currencies) > 1:
             issues.add("lines", f"must all be in one currency, not {', '.join(sorted(currencies))}")
-        for field in ("street", "city", "postal_code", "country"):
-            if not getattr(shipping_address, field).strip():
-                issues.add(f"shippingAddress.{_camel(field)}", "must not be empty")
+        _check_address(issues, shipping_address)
         total = sum((w.product.price.amount * w.quantity for w in wanted), Decimal(0))
         if total >= MAX_AMOUNT:
             issues.add("lines", f"must add up to less than {MAX_AMOUNT} in all")
@@ -229,6 +239,10 @@ class Order(Aggregate):
 
     def cancel(self, reason: str, products: dict[str, Product]) -> None:
         """Cancel and give each line's reserved stock back to its product (all loaded)."""
+        if len(reason) > MAX_REASON:
+            issues = Issues()
+            issues.add("reason", f"must be at most {MAX_REASON} characters")
+            issues.raise_if_any()
         self._move(OrderStatus.CANCELLED)
         self._record(OrderCancelled(self.id, self.customer_id, self.total, reason, self.currency))
         for line in self.lines:

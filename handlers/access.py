@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import DomainError
-from mediator import Context, Next, NextStream
+from mediator import Context, ContextKey, Next, NextStream
 
 
 class Role(enum.Enum):
@@ -31,6 +31,11 @@ class Identity:
     @property
     def customer_id(self) -> str | None:
         return self.subject if self.role is Role.CUSTOMER else None
+
+
+CLIENT_ADDRESS = ContextKey[str]("client_address")
+"""The caller's network address (the proxy's X-Forwarded-For where the proxy is trusted),
+which the transport puts on every request's context: what budgets per address count by."""
 
 
 class NotAuthorized(DomainError):

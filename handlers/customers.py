@@ -10,14 +10,24 @@ from decimal import Decimal
 from functools import partial
 from typing import Annotated
 
-from pydantic import EmailStr, Field
+from pydantic import AfterValidator, Field
+from pydantic.networks import validate_email
 from sqlalchemy import ColumnElement, Row, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.customers import CUSTOMER_EVENTS, Customer, CustomerRegistered
+from domain.aggregate import is_possible_id
+from domain.customers import CUSTOMER_EVENTS, MAX_EMAIL, MAX_NAME, Customer, CustomerRegistered
 from domain.orders import OrderCancelled, OrderPlaced
 from handlers.access import Identity, Policy, anyone, identity_of, staff
-from handlers.paging import DEFAULT_PAGE_SIZE, Slice, check_page_size, decode_cursor, encode_cursor
+from handlers.idempotency import IdempotencyKey
+from handlers.paging import (
+    DEFAULT_PAGE_SIZE,
+    Slice,
+    check_page_size,
+    check_search,
+    decode_cursor,
+    encode_cursor,
+)
 from handlers.query_cache import Cached
 from handlers.transaction import unit_of_work
 from handlers.written import Written
@@ -27,15 +37,22 @@ from persistence.event_log import StoredEvent
 from persistence.projector import Projection
 from persistence.tables import customer_summaries
 
-IdempotencyKey = Annotated[str | None, Field(min_length=1, max_length=200)]
-
 # ---------------------------------------------------------------- commands
+
+
+def _email_address(text: str) -> str:
+    validate_email(text)
+    return text
+
+
+# The length first: the address parser would report its own, larger limit.
+EmailAddress = Annotated[str, Field(max_length=MAX_EMAIL), AfterValidator(_email_address)]
 
 
 @dataclass(frozen=True, slots=True)
 class RegisterCustomer(Command[Written]):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: EmailStr
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+    email: EmailAddress
     idempotency_key: IdempotencyKey = None
 
 
@@ -106,7 +123,7 @@ async def get_customers(
     query: GetCustomers, ctx: Context, *, read_engine: AsyncEngine
 ) -> dict[str, CustomerView]:
     caller = identity_of(ctx)
-    visible = [i for i in query.ids if may_see_customer(caller, i)]
+    visible = [i for i in query.ids if may_see_customer(caller, i) and is_possible_id(i)]
     if not visible:
         return {}
     async with read_engine.connect() as connection:
@@ -139,6 +156,7 @@ _CUSTOMERS_CURSOR = "customers.NAME"
 
 
 def _customer_search(search: str | None) -> list[ColumnElement[bool]]:
+    check_search(search)
     if not (search and search.strip()):
         return []
     escaped = search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -6,22 +6,37 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.errors import FieldIssue, ValidationFailed
+from domain.errors import DomainError, FieldIssue, ValidationFailed
 from handlers.access import identity_of
 from handlers.written import Written
 from mediator import Context, ContextKey, Next
 from persistence.idempotency import IdempotencyClaim, KeyAlreadyUsed, StoredOutcome, find_outcome
+
+MAX_KEY_LENGTH = 200
+IdempotencyKey = Annotated[str | None, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
+"""The type of a command's `idempotency_key`, checked by the validation behavior."""
 
 CLAIM = ContextKey[IdempotencyClaim | None]("idempotency claim")
 """Read by the unit of work, which stores the key with the write."""
 
 
 _CANONICAL = TypeAdapter(dict[str, Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed(Written):
+    """The first outcome of a command retried with its key: nothing was done this time.
+
+    Whoever presents the key and the input gets it, and both may be known to others
+    (keys are the client's choice, and an input is a name and an email); so what is
+    handed to the first caller only, a credential above all, is never handed out again.
+    """
 
 
 def fingerprint(message: object) -> str:
@@ -37,7 +52,7 @@ def _replay(outcome: StoredOutcome, claim: IdempotencyClaim) -> Written:
         raise ValidationFailed(
             [FieldIssue(("idempotencyKey",), "was already used for a different request")]
         )
-    return Written(outcome.entity_id, outcome.version, outcome.position)
+    return Replayed(outcome.entity_id, outcome.version, outcome.position)
 
 
 def idempotent(
@@ -57,8 +72,8 @@ def idempotent(
         caller = identity_of(ctx)
         digest = fingerprint(message)
         # A key belongs to its caller. Anonymous callers are not told apart, so theirs
-        # belongs to the request too: a replay (which may hand out the new customer's
-        # token) needs the key and the very same input, and no one can squat a key.
+        # belongs to the request too: a replay needs the key and the very same input, and
+        # no one can squat a key. That is no secret, hence no credential in a Replayed.
         owner = caller.subject if caller else f"anonymous:{digest}"
         claim = IdempotencyClaim(
             scope=f"{type(message).__name__}:{owner}",
@@ -75,6 +90,12 @@ def idempotent(
             # A concurrent retry stored the key first; its outcome is ours.
             outcome = await find(claim)
             assert outcome is not None
+            return _replay(outcome, claim)
+        except DomainError:
+            # Or it committed between our look and our transaction, and its write is what
+            # refused us (the email it registered is now taken): its outcome is ours too.
+            if (outcome := await find(claim)) is None:
+                raise
             return _replay(outcome, claim)
         finally:
             ctx.set(CLAIM, None)

@@ -15,12 +15,15 @@ from pydantic import Field
 from sqlalchemy import ColumnElement, Row, and_, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.aggregate import is_possible_id
 from domain.customers import Customer
 from domain.errors import FieldIssue, NotFound, ValidationFailed
 from domain.orders import (
+    MAX_ADDRESS_FIELD,
     MAX_INSTRUCTIONS,
     MAX_LINES,
     MAX_QUANTITY,
+    MAX_REASON,
     ORDER_EVENTS,
     Address,
     Order,
@@ -41,7 +44,8 @@ from handlers.access import (
     signed_in,
     staff,
 )
-from handlers.customers import CustomerView, IdempotencyKey, load_customer_views
+from handlers.customers import CustomerView, load_customer_views
+from handlers.idempotency import IdempotencyKey
 from handlers.paging import (
     DEFAULT_PAGE_SIZE,
     CursorKey,
@@ -73,11 +77,11 @@ class LineRequest:
 
 @dataclass(frozen=True, slots=True)
 class AddressRequest:
-    street: Annotated[str, Field(min_length=1, max_length=200)]
-    city: Annotated[str, Field(min_length=1, max_length=100)]
-    postal_code: Annotated[str, Field(min_length=1, max_length=20)]
+    street: Annotated[str, Field(min_length=1, max_length=MAX_ADDRESS_FIELD["street"])]
+    city: Annotated[str, Field(min_length=1, max_length=MAX_ADDRESS_FIELD["city"])]
+    postal_code: Annotated[str, Field(min_length=1, max_length=MAX_ADDRESS_FIELD["postal_code"])]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
-    state: Annotated[str, Field(max_length=100)] = ""
+    state: Annotated[str, Field(max_length=MAX_ADDRESS_FIELD["state"])] = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +114,7 @@ class DeliverOrder(Command[Written]):
 @dataclass(frozen=True, slots=True)
 class CancelOrder(Command[Written]):
     order_id: str
-    reason: Annotated[str, Field(max_length=500)] = ""
+    reason: Annotated[str, Field(max_length=MAX_REASON)] = ""
     expected_version: int | None = None
 
 
@@ -289,19 +293,18 @@ async def load_order_views(connection: AsyncConnection, ids: Sequence[str]) -> d
 async def get_orders(
     query: GetOrders, ctx: Context, *, read_engine: AsyncEngine
 ) -> dict[str, OrderView]:
-    if not query.ids:
+    ids = [i for i in query.ids if is_possible_id(i)]
+    if not ids:
         return {}
     caller = identity_of(ctx)
     async with read_engine.connect() as connection:
         if caller is not None and caller.is_staff:
-            rows = await connection.execute(_ORDERS_BY_ID, {"ids": list(query.ids)})
+            rows = await connection.execute(_ORDERS_BY_ID, {"ids": ids})
         else:
             owner = caller.customer_id if caller else None
             if owner is None:
                 return {}
-            rows = await connection.execute(
-                _CUSTOMERS_ORDERS_BY_ID, {"ids": list(query.ids), "owner": owner}
-            )
+            rows = await connection.execute(_CUSTOMERS_ORDERS_BY_ID, {"ids": ids, "owner": owner})
         return {row.id: order_view(row) for row in rows}
 
 
@@ -309,12 +312,13 @@ async def get_order_lines(
     query: GetOrderLines, ctx: Context, *, read_engine: AsyncEngine
 ) -> dict[str, list[OrderLineView]]:
     lines: dict[str, list[OrderLineView]] = {order_id: [] for order_id in query.order_ids}
-    if not query.order_ids:
+    order_ids = [i for i in query.order_ids if is_possible_id(i)]
+    if not order_ids:
         return lines
     statement = (
         select(order_lines)
         .join(order_summaries, order_summaries.c.id == order_lines.c.order_id)
-        .where(order_lines.c.order_id.in_(query.order_ids), visible_to(identity_of(ctx)))
+        .where(order_lines.c.order_id.in_(order_ids), visible_to(identity_of(ctx)))
         .order_by(order_lines.c.order_id, order_lines.c.line_number)
     )
     async with read_engine.connect() as connection:
@@ -417,7 +421,7 @@ def _order_keyset(sort: OrderSort, after: str) -> ColumnElement[bool]:
 
 
 def _order_conditions(caller: Identity | None, wanted: OrderFilter) -> list[ColumnElement[bool]]:
-    naive = [
+    issues = [
         FieldIssue((name,), "must give a time zone")
         for name, moment in (
             ("placedAfter", wanted.placed_after),
@@ -425,8 +429,10 @@ def _order_conditions(caller: Identity | None, wanted: OrderFilter) -> list[Colu
         )
         if moment is not None and moment.tzinfo is None
     ]
-    if naive:
-        raise ValidationFailed(naive)
+    if wanted.customer_id is not None and not is_possible_id(wanted.customer_id):
+        issues.append(FieldIssue(("customerId",), "is not a customer id"))
+    if issues:
+        raise ValidationFailed(issues)
     conditions = [visible_to(caller)]
     if wanted.customer_id is not None:
         conditions.append(_SUMMARY.customer_id == wanted.customer_id)

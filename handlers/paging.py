@@ -1,4 +1,4 @@
-"""Keyset pagination: opaque cursors and pages, shared by every list query."""
+"""Keyset pagination (opaque cursors and pages) and text search, shared by every list query."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_SEARCH_LENGTH = 200
 
 CursorKey = list[str | int]
 
@@ -44,6 +45,20 @@ def check_page_size(first: int) -> None:
         raise ValidationFailed(
             [FieldIssue(("first",), f"must be between 0 and {MAX_PAGE_SIZE}, not {first}")]
         )
+
+
+def check_search(search: str | None) -> None:
+    """A search is a LIKE pattern: bounded (SQLite refuses long patterns, and each costs a
+    scan), and without NUL, which PostgreSQL cannot take in text."""
+    if search is None:
+        return
+    issues = []
+    if len(search) > MAX_SEARCH_LENGTH:
+        issues.append(FieldIssue(("search",), f"must be at most {MAX_SEARCH_LENGTH} characters"))
+    if "\x00" in search:
+        issues.append(FieldIssue(("search",), "must not contain NUL characters"))
+    if issues:
+        raise ValidationFailed(issues)
 
 
 def encode_cursor(order: str, key: CursorKey) -> str:
@@ -78,6 +93,8 @@ def decode_cursor(cursor: str, order: str, types: tuple[type, ...]) -> CursorKey
         and decoded[0] == order
         and all(type(value) is kind for value, kind in zip(decoded[1:], types, strict=True))
         and all(0 <= value <= _MAX_INTEGER for value in decoded[1:] if type(value) is int)
+        # PostgreSQL cannot compare text with NUL in it: it would fail, not match nothing.
+        and not any("\x00" in value for value in decoded[1:] if type(value) is str)
     ):
         key: CursorKey = decoded[1:]
         return key

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.aggregate import is_possible_id
 from domain.errors import NotFound
 from domain.products import (
     PRODUCT_EVENTS,
@@ -36,11 +37,12 @@ from domain.products import (
     StockReleased,
     StockReserved,
 )
-from handlers.access import Policy, anyone, staff
+from handlers.access import Policy, anyone, identity_of, staff
 from handlers.paging import (
     CursorKey,
     Page,
     check_page_size,
+    check_search,
     decode_amount,
     decode_cursor,
     encode_cursor,
@@ -224,10 +226,11 @@ async def load_product_views(
 async def get_products(
     query: GetProducts, ctx: Context, *, read_engine: AsyncEngine
 ) -> dict[str, ProductView]:
-    if not query.ids:
+    ids = [i for i in query.ids if is_possible_id(i)]
+    if not ids:
         return {}
     async with read_engine.connect() as connection:
-        return await load_product_views(connection, query.ids)
+        return await load_product_views(connection, ids)
 
 
 def _keyset(sort: ProductSort, after: str) -> ColumnElement[bool]:
@@ -274,6 +277,7 @@ async def list_products(
     query: ListProducts, ctx: Context, *, read_engine: AsyncEngine
 ) -> Page[ProductView]:
     check_page_size(query.first)
+    check_search(query.search)
     c = product_catalog.c
     filters: list[ColumnElement[bool]] = [c.deleted == false()]
     if query.search and query.search.strip():
@@ -341,11 +345,25 @@ class WatchProducts(StreamRequest[ProductChange]):
     after: int | None = None
 
 
+# Each names an order and the quantity it took or gave back: who buys what, and when.
+_STOCK_MOVES = frozenset({StockReserved, StockReleased})
+
+
 async def watch_products(
-    request: WatchProducts, ctx: Context, *, tail: EventTail
+    request: WatchProducts, ctx: Context, *, tail: EventTail, public_stock_events: bool = True
 ) -> AsyncIterator[ProductChange]:
+    """With `public_stock_events` off, only staff see the stock orders move; everyone still
+    sees the catalog's own changes (restocks included: the shop's doing, not a customer's),
+    and every product view still shows the stock level, as the product queries do."""
+    caller = identity_of(ctx)
+    wanted = (
+        set(_CHANGE_TYPES)
+        if public_stock_events or (caller is not None and caller.is_staff)
+        else set(_CHANGE_TYPES) - _STOCK_MOVES
+    )
+
     def matches(event: TailEvent) -> bool:
-        return type(event.stored.event) in _CHANGE_TYPES and (
+        return type(event.stored.event) in wanted and (
             request.product_id is None or event.stored.stream_id == request.product_id
         )
 
@@ -449,6 +467,7 @@ def register(
     tail: EventTail,
     scan_engine: AsyncEngine | None = None,
     new_id: Callable[[], str] = new_product_id,
+    public_stock_events: bool = True,
 ) -> None:
     registry.handle(CreateProduct, partial(create_product, new_id=new_id))
     registry.handle(UpdateProduct, update_product)
@@ -458,7 +477,10 @@ def register(
     # Lists count and search: reads whose cost grows with the data (database.create_engine).
     scans = scan_engine or read_engine
     registry.handle(ListProducts, partial(list_products, read_engine=scans))
-    registry.stream(WatchProducts, partial(watch_products, tail=tail))
+    registry.stream(
+        WatchProducts,
+        partial(watch_products, tail=tail, public_stock_events=public_stock_events),
+    )
 
 
 EVENT_TYPES = PRODUCT_EVENTS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hmac
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from datetime import timedelta
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -19,6 +21,9 @@ from starlette.staticfiles import StaticFiles
 from orderdesk.bootstrap import Services, bootstrap
 from orderdesk.graphiql import ASSETS, ASSETS_PATH
 from orderdesk.graphql_view import GraphQLView
+from orderdesk.open_sockets import OpenSockets
+from orderdesk.rate_limits import RateLimitMiddleware
+from orderdesk.security_headers import SecurityHeaders
 from orderdesk.settings import Settings
 from orderdesk.shared_subscriptions import SharedSubscriptions
 from orderdesk.websocket_protocols import SocketLimits
@@ -53,11 +58,21 @@ def create_app(
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_tokens,
+        max_cost=settings.max_query_cost,
+        introspection_for_all=settings.introspection_for_all,
+        suggestions=settings.suggestions_on,
     )
     view = GraphQLView(
         schema,
-        graphql_ide="graphiql" if settings.graphiql else None,
+        graphql_ide="graphiql" if settings.graphiql_on else None,
         max_body_bytes=settings.max_body_bytes,
+        max_query_length=settings.max_query_length,
+        max_response_bytes=settings.max_response_bytes,
+        execution_timeout=settings.execution_timeout,
+        open_sockets=OpenSockets(
+            per_address=settings.max_sockets_per_address,
+            per_identity=settings.max_sockets_per_identity,
+        ),
         socket_limits=SocketLimits(
             init_timeout=settings.ws_init_timeout,
             ping_interval=settings.ws_ping_interval,
@@ -102,7 +117,23 @@ def create_app(
         }
         return JSONResponse(body, status_code=503 if parked else 200)
 
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+
     async def metrics(request: Request) -> Response:
+        if metrics_token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {metrics_token}".encode()):
+                return JSONResponse(
+                    {"error": "the metrics need `Authorization: Bearer <metrics token>`"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        elif settings.production:
+            # Counters by operation tell a stranger what the shop does and how much.
+            return JSONResponse(
+                {"error": "not found: set ORDERDESK_METRICS_TOKEN to read /metrics"},
+                status_code=404,
+            )
         services: Services = request.app.state.services
         return Response(generate_latest(services.metrics), media_type=CONTENT_TYPE_LATEST)
 
@@ -115,5 +146,7 @@ def create_app(
             Route("/health/ready", ready),
             Route("/metrics", metrics),
         ],
+        # Inside SecurityHeaders, so that a 429 carries them too.
+        middleware=[Middleware(SecurityHeaders), Middleware(RateLimitMiddleware)],
         lifespan=lifespan,
     )

@@ -23,9 +23,11 @@ from handlers.idempotency import CLAIM, idempotent
 from handlers.metrics import measure_messages
 from handlers.pipeline import log_message, read_your_writes
 from handlers.query_cache import Cached, CacheInvalidation, cache_queries
+from handlers.rate_limit import limit_per_address
 from handlers.transaction import in_transaction
 from handlers.validation import validate_command
 from mediator import Command, ConfigurationError, Context, Mediator, Query, Registry, Request
+from orderdesk.rate_limits import RateLimits, rate_limits_for
 from orderdesk.settings import Settings
 from orderdesk.tokens import Tokens, local_secret
 from persistence.database import create_engine, is_sqlite
@@ -65,6 +67,7 @@ class Services:
     metrics: CollectorRegistry
     wake_ups: WakeUps = field(default_factory=NoWakeUps)
     query_cache: QueryCache | None = None
+    rate_limits: RateLimits | None = None
 
     @cached_property
     def tokens(self) -> Tokens:
@@ -81,6 +84,8 @@ class Services:
             await self.migrate()
         if self.query_cache is not None:
             await self.query_cache.open()
+        if self.rate_limits is not None:
+            await self.rate_limits.open()
         await self.projector.start()
         self.tail.start(self.projector.position)
         self.projector.on_advance(self.tail.advance_to)
@@ -103,6 +108,8 @@ class Services:
             await engine.dispose()
         if self.query_cache is not None:
             await self.query_cache.close()
+        if self.rate_limits is not None:
+            await self.rate_limits.close()
 
 
 def service_secret(settings: Settings) -> str:
@@ -172,6 +179,7 @@ def bootstrap(
     metrics = CollectorRegistry()
     projections = [*PROJECTIONS, *extra_projections]
     query_cache = query_cache_for(settings)
+    rate_limits = rate_limits_for(settings, metrics=metrics)
     projector = Projector(
         log=log,
         log_engine=log_engine,
@@ -188,6 +196,7 @@ def bootstrap(
         read_engine=read_engine,
         views={**products.VIEWS, **orders.VIEWS},
         queue_size=settings.subscriber_queue_size,
+        max_replay_events=settings.max_replay_events,
     )
 
     wake_ups = wake_ups_for(settings.database_url, settings.broker_url)
@@ -208,6 +217,13 @@ def bootstrap(
 
     registry = Registry()
     # Outermost first. Read-your-writes waits after the commit, so it wraps the transaction.
+    if rate_limits is not None:
+        # Before logging and metrics: a flood of refused registrations costs one counter
+        # each (orderdesk_rate_limited_total), not a log line and a timing each.
+        registry.behavior(
+            limit_per_address(rate_limits.admit_registration),
+            applies_to=customers.RegisterCustomer,
+        )
     registry.behavior(log_message, applies_to=object)
     registry.behavior(measure_messages(metrics), applies_to=object)
     registry.behavior(
@@ -221,7 +237,13 @@ def bootstrap(
     registry.behavior(idempotent(log_engine, IDEMPOTENT), applies_to=Command)
     registry.behavior(in_transaction(unit_of_work), applies_to=Command)
     registry.stream_behavior(authorize_streams(POLICIES))
-    products.register(registry, read_engine=read_engine, scan_engine=scan_engine, tail=tail)
+    products.register(
+        registry,
+        read_engine=read_engine,
+        scan_engine=scan_engine,
+        tail=tail,
+        public_stock_events=settings.public_stock_events,
+    )
     customers.register(registry, read_engine=read_engine, scan_engine=scan_engine)
     orders.register(registry, read_engine=read_engine, scan_engine=scan_engine, tail=tail)
     mediator = registry.build()
@@ -241,6 +263,7 @@ def bootstrap(
         wake_ups=wake_ups,
         metrics=metrics,
         query_cache=query_cache,
+        rate_limits=rate_limits,
     )
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from sqlalchemy.exc import DBAPIError
 from strawberry.printer import print_schema
 
 from handlers.access import Identity, Role
+from orderdesk import server
 from orderdesk.bootstrap import bootstrap, tokens_for
 from orderdesk.settings import Settings
 from persistence.projector import UnknownProjection
@@ -42,13 +42,9 @@ def serve(
             "ORDERDESK_CACHE_URL (redis://...)",
             err=True,
         )
-    uvicorn.run(
-        "orderdesk.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
+    app = "orderdesk.app:create_app"  # an import string: each worker builds its own app
+    server.run(
+        server.server_config(app, settings, host=host, port=port, workers=workers, app_logging=True)
     )
 
 
@@ -171,5 +167,5 @@ def _not_migrated(error: DBAPIError) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=server.LOG_FORMAT)
     cli()

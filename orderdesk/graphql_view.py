@@ -1,13 +1,17 @@
-"""Strawberry's ASGI view, with what the GraphQL-over-HTTP spec adds: media types, status
-codes, JSON errors for malformed requests, a body limit and request ids."""
+"""Strawberry's ASGI view, with what the GraphQL-over-HTTP spec adds (media types, status
+codes, JSON errors for malformed requests, request ids) and what a public endpoint needs:
+limits on the body, the query text, JSON nesting, execution time and response size, rate
+limits on callers, and websockets that are counted and end with their token."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from cross_web import HTTPException
@@ -22,11 +26,22 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from handlers.access import CLIENT_ADDRESS
 from mediator import Context
 from orderdesk.bootstrap import Services
 from orderdesk.graphiql import PAGE as GRAPHIQL_PAGE
+from orderdesk.open_sockets import OpenSockets
+from orderdesk.operation_limits import (
+    QueryTooLong,
+    TooManyRequests,
+    TooManySockets,
+    is_subscription,
+    timed_out,
+    too_large,
+    whole_seconds,
+)
 from orderdesk.shared_subscriptions import SharedSubscriptions
-from orderdesk.tokens import InvalidToken
+from orderdesk.tokens import Credential, InvalidToken
 from orderdesk.websocket_protocols import (
     ABORT,
     GraphQLTransportWSHandler,
@@ -74,8 +89,47 @@ def wants_graphql_response(request: Request) -> bool:
     return GRAPHQL_RESPONSE in request.headers.get("accept", "")
 
 
+MAX_JSON_DEPTH = 32
+"""Deeper than any input of the schema (an order's line is four levels down); a body nested
+5,000 deep would otherwise overflow the recursion of the JSON parser or of coercion."""
+
+
 class _BodyTooLarge(Exception):
     pass
+
+
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The peer's address, which uvicorn has already taken from a trusted proxy's header."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def nesting_depth(value: object, limit: int) -> int:
+    """How deep `value` nests, counting no further than `limit` + 1 (iterative: a
+    recursive walk is what a deep document attacks)."""
+    deepest = 0
+    todo: list[tuple[object, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            todo.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class _RefusedJSON(json.JSONDecodeError):
+    """Bad JSON of any kind, raised as the error Strawberry already answers for: HTTP 400,
+    and on websockets the protocol's answer to a message that is not JSON."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "", 0)
+        self.msg = message
+
+    def __str__(self) -> str:
+        return self.msg
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
@@ -86,25 +140,28 @@ class GraphQLView(GraphQL[RequestContext, None]):
         self,
         *args: Any,
         max_body_bytes: int,
+        max_query_length: int,
+        max_response_bytes: int,
+        execution_timeout: float,
         socket_limits: SocketLimits,
+        open_sockets: OpenSockets,
         shared_subscriptions: SharedSubscriptions | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
+        self.max_query_length = max_query_length
+        self.max_response_bytes = max_response_bytes
+        self.execution_timeout = execution_timeout
         self.socket_limits = socket_limits
+        self.open_sockets = open_sockets
         self.shared_subscriptions = shared_subscriptions
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
         services: Services = request.app.state.services
         ctx = Context(correlation_id=request_id(request.headers))
-        if isinstance(response, Response):
-            response.headers["X-Request-ID"] = ctx.correlation_id
-            try:
-                ctx.identity = services.tokens.from_header(request.headers.get("authorization"))
-            except InvalidToken as error:
-                raise HTTPException(401, f"invalid bearer token: {error}") from None
-        return RequestContext(
+        ctx.set(CLIENT_ADDRESS, client_address(request.scope))
+        context = RequestContext(
             mediator=services.mediator,
             ctx=ctx,
             request_loaders=Loaders(services.mediator, ctx),
@@ -112,6 +169,40 @@ class GraphQLView(GraphQL[RequestContext, None]):
             request=request,
             response=response,
         )
+        if isinstance(response, Response):
+            response.headers["X-Request-ID"] = ctx.correlation_id
+            try:
+                await self.authenticate(context, request.headers.get("authorization"))
+            except InvalidToken as error:
+                raise HTTPException(401, str(error)) from None
+        return context
+
+    async def authenticate(self, context: RequestContext, authorization: str | None) -> None:
+        """Put the caller named by `authorization` on the context, within the rate limits.
+
+        An address that sent too many bad tokens is refused before its next token is even
+        checked: guessing costs the guesser, not the server.
+        """
+        services: Services = context.request.app.state.services
+        limits = services.rate_limits
+        address = context.ctx.get(CLIENT_ADDRESS)
+        if authorization is None or authorization == "":
+            return
+        if limits is not None and (wait := await limits.auth_blocked(address)) is not None:
+            raise TooManyRequests(wait)
+        try:
+            credential: Credential | None = services.tokens.from_header(authorization)
+        except InvalidToken:
+            if limits is not None and (wait := await limits.failed_auth(address)) is not None:
+                raise TooManyRequests(wait) from None
+            raise
+        if credential is None:
+            return
+        subject = credential.identity.subject
+        if limits is not None and (wait := await limits.admit_identity(subject)) is not None:
+            raise TooManyRequests(wait)
+        context.ctx.identity = credential.identity
+        context.credential_expires_at = credential.expires_at
 
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
         """Authenticate a websocket from its `connection_init` payload (browsers cannot set
@@ -122,14 +213,85 @@ class GraphQLView(GraphQL[RequestContext, None]):
             value = params.get("Authorization") or params.get("authorization")
         if value is not None and not isinstance(value, str):
             raise ConnectionRejectionError({"message": "Authorization must be a string"})
-        services: Services = context.request.app.state.services
         try:
-            context.ctx.identity = services.tokens.from_header(value)
+            await self.authenticate(context, value)
         except InvalidToken as error:
-            raise ConnectionRejectionError({"message": f"invalid bearer token: {error}"}) from None
+            raise ConnectionRejectionError({"message": str(error)}) from None
+        identity = context.ctx.identity
+        if identity is not None:
+            # Counted before the acknowledgement: a socket over the cap is never usable.
+            subject = str(getattr(identity, "subject", ""))
+            if not self.open_sockets.open_for_identity(subject):
+                raise TooManySockets("too many open websockets for this caller")
+            context.socket_subject = subject
         # UNSET (typed Any by Strawberry) acknowledges with no payload.
         acknowledged: UnsetType = UNSET
         return acknowledged
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON from a body or a websocket message, refused (as bad JSON) when it is too
+        long, not UTF-8 or nested deeper than any input can be."""
+        if len(data) > self.max_body_bytes:
+            raise _RefusedJSON(f"the message exceeds {self.max_body_bytes} bytes")
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            value = json.loads(text)
+        except UnicodeDecodeError:
+            raise _RefusedJSON("the body is not UTF-8") from None
+        except RecursionError:
+            raise _RefusedJSON(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+        if nesting_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise _RefusedJSON(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        return value
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            value = self.decode_json(data)
+        except json.JSONDecodeError as error:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise HTTPException(400, "the request body must be a JSON object")
+        query = value.get("query")
+        if isinstance(query, str) and len(query) > self.max_query_length:
+            raise QueryTooLong(self.max_query_length)
+        return value
+
+    def parse_query_params(self, params: Any) -> dict[str, Any]:
+        query = params.get("query")
+        if isinstance(query, str) and len(query) > self.max_query_length:
+            raise QueryTooLong(self.max_query_length)
+        parsed: dict[str, Any] = super().parse_query_params(params)
+        return parsed
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        """Strawberry's, with a deadline; and a subscription over HTTP is the caller's
+        mistake (they are served over websockets), not the server's."""
+        request_data = kwargs.get("request_data")
+        query = getattr(request_data, "query", None)
+        operation_name = getattr(request_data, "operation_name", None)
+        if isinstance(query, str) and is_subscription(query, operation_name):
+            raise HTTPException(
+                400, "subscriptions are served over websockets at this path (graphql-transport-ws)"
+            )
+        try:
+            async with asyncio.timeout(self.execution_timeout):
+                return await super().execute_operation(*args, **kwargs)
+        except TimeoutError:
+            return timed_out(self.execution_timeout)
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if len(response.body) > self.max_response_bytes:
+            # Encoded already: the cap bounds what goes on the wire; the cost limit is what
+            # keeps such an answer from being built in the first place.
+            refusal = json.dumps(too_large(len(response.body), self.max_response_bytes))
+            response.body = refusal.encode()
+            response.headers["content-length"] = str(len(response.body))
+        return response
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(GRAPHIQL_PAGE)
@@ -139,9 +301,17 @@ class GraphQLView(GraphQL[RequestContext, None]):
     ) -> GraphQLHTTPResponse:
         if result.errors:
             result.errors = finish_errors(result.errors)
-            if result.data is None and all(e.path is None for e in result.errors):
+            codes = {(e.extensions or {}).get("code") for e in result.errors}
+            if "RATE_LIMITED" in codes:
+                waits = [(e.extensions or {}).get("retryAfter") for e in result.errors]
+                request.state.retry_after = max(
+                    (w for w in waits if isinstance(w, int | float)), default=1
+                )
+            if "EXECUTION_TIMEOUT" in codes:
+                request.state.graphql_status = 504
+            elif result.data is None and all(e.path is None for e in result.errors):
                 # Nothing was executed: the document or its variables were refused.
-                request.state.graphql_request_error = True
+                request.state.graphql_status = 400
         return await super().process_result(request, result)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,12 +325,23 @@ class GraphQLView(GraphQL[RequestContext, None]):
             response = await self.run(request)
         except _BodyTooLarge:
             response = _error_response(413, f"the request body exceeds {self.max_body_bytes} bytes")
+        except QueryTooLong as error:
+            response = _error_response(400, str(error), code=error.code, maxLength=error.limit)
+        except TooManyRequests as error:
+            response = too_many_requests(error.retry_after)
         except HTTPException as error:
             response = _error_response(error.status_code, error.reason)
-        if response.media_type == "application/json" and wants_graphql_response(request):
+        retry_after = getattr(request.state, "retry_after", None)
+        if retry_after is not None:
+            # A budget ran out inside the operation (registerCustomer's): the status says so
+            # to every client, as a refusal before it would.
+            response.status_code = 429
+            response.headers["Retry-After"] = str(whole_seconds(retry_after))
+        elif response.media_type == "application/json" and wants_graphql_response(request):
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
-            if getattr(request.state, "graphql_request_error", False):
-                response.status_code = 400
+            status = getattr(request.state, "graphql_status", None)
+            if status is not None:
+                response.status_code = status
         await response(scope, receive, send)
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
@@ -185,14 +366,26 @@ class GraphQLView(GraphQL[RequestContext, None]):
         return counting
 
 
-def _error_response(status: int, message: str) -> Response:
-    code = {
+def too_many_requests(retry_after: float) -> Response:
+    seconds = whole_seconds(retry_after)
+    response = _error_response(
+        429, f"too many requests; retry after {seconds} s", code="RATE_LIMITED", retryAfter=seconds
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def _error_response(
+    status: int, message: str, *, code: str | None = None, **extensions: object
+) -> Response:
+    code = code or {
         401: "UNAUTHENTICATED",
+        404: "NOT_FOUND",
         405: "METHOD_NOT_ALLOWED",
         413: "PAYLOAD_TOO_LARGE",
         415: "UNSUPPORTED_MEDIA_TYPE",
     }.get(status, "BAD_REQUEST")
-    body = {"errors": [GraphQLError(message, extensions={"code": code}).formatted]}
+    body = {"errors": [GraphQLError(message, extensions={"code": code, **extensions}).formatted]}
     headers = {"Allow": "GET, POST"} if status == 405 else None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}

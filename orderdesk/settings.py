@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,7 +28,15 @@ class Settings(BaseSettings):
     max_query_depth: int = 10
     max_aliases: int = 30
     max_tokens: int = 2_000
-    max_body_bytes: int = 1_000_000
+    max_body_bytes: int = Field(
+        1_000_000, gt=0, description="The largest HTTP body, and the largest websocket message."
+    )
+    max_query_length: int = Field(
+        20_000,
+        gt=0,
+        description="The longest query text, in characters (QUERY_TOO_LONG): lexing a "
+        "megabyte of comment holds the event loop for a tenth of a second.",
+    )
     max_subscriptions_per_connection: int = 20
     subscriber_queue_size: int = 1_000
     # ---- subscriptions over websockets
@@ -70,8 +80,105 @@ class Settings(BaseSettings):
         description="Signs access tokens; unset, a secret is kept in orderdesk.secret "
         "in the working directory.",
     )
-    graphiql: bool = True
+    graphiql: bool | None = Field(
+        None, description="Serve GraphiQL at /graphql; unset, on except in production."
+    )
     log_level: str = "INFO"
+    # ---- hardening: what a stranger may ask of one process
+    env: Literal["development", "production"] = Field(
+        "development",
+        description="production turns off introspection and 'Did you mean' suggestions "
+        "for all but staff, GraphiQL for everyone, and /metrics without metrics_token; "
+        "each has a setting of its own that wins when set.",
+    )
+    introspection: bool | None = Field(
+        None, description="Anyone may introspect the schema; unset, staff only in production."
+    )
+    suggestions: bool | None = Field(
+        None, description="'Did you mean' in validation errors; unset, off in production."
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="/metrics answers only `Authorization: Bearer <this>` when set."
+    )
+    public_stock_events: bool = Field(
+        True,
+        description="Anonymous productEvents include stock reservations and releases; "
+        "false: staff only.",
+    )
+    max_query_cost: int = Field(
+        50_000,
+        gt=0,
+        description="Refuse a document whose estimated cost (fields, times page sizes and "
+        "list bounds) is above this, before executing it (QUERY_TOO_COMPLEX).",
+    )
+    execution_timeout: float = Field(
+        10.0, gt=0, description="Seconds one query or mutation may run (EXECUTION_TIMEOUT)."
+    )
+    max_response_bytes: int = Field(
+        10_000_000, gt=0, description="A larger response is refused (RESPONSE_TOO_LARGE)."
+    )
+    max_replay_events: int = Field(
+        10_000,
+        gt=0,
+        description="How far back `after` may replay one subscription; an older cursor is "
+        "refused (REPLAY_TOO_LONG): re-read the current state and subscribe from now.",
+    )
+    max_sockets_per_address: int = Field(
+        50, gt=0, description="Open websockets one client address may hold."
+    )
+    max_sockets_per_identity: int = Field(
+        20, gt=0, description="Open websockets one signed-in caller may hold."
+    )
+    # ---- rate limits (limits' notation: "20/minute", "100 per second"; several with ';')
+    rate_limits: bool = Field(True, description="Apply the rate limits below.")
+    rate_limit_url: str | None = Field(
+        None,
+        description="Redis (redis://) that keeps the counters for every process; unset, the "
+        "broker's Redis if broker_url is one, else in the process.",
+    )
+    rate_limit_per_address: str = Field(
+        "600/minute;50/second", description="Requests and websocket connects per client address."
+    )
+    rate_limit_per_identity: str = Field(
+        "1200/minute;50/second", description="Requests per signed-in caller."
+    )
+    rate_limit_registrations: str = Field(
+        "20/minute", description="registerCustomer calls per client address."
+    )
+    rate_limit_failed_auth: str = Field(
+        "10/minute", description="Refused bearer tokens per client address."
+    )
+    # ---- the HTTP server (orderdesk serve)
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a connection may take to send a request's headers."
+    )
+    keep_alive_timeout: float = Field(
+        5.0, gt=0, description="Seconds an idle keep-alive connection is kept open."
+    )
+    max_connections: int = Field(
+        2_000, gt=0, description="Open connections at once; more are answered 503 and closed."
+    )
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description="Proxies (comma-separated IPs) whose X-Forwarded-For names the client; "
+        "unset, the peer's address is the client's.",
+    )
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def graphiql_on(self) -> bool:
+        return not self.production if self.graphiql is None else self.graphiql
+
+    @property
+    def introspection_for_all(self) -> bool:
+        return not self.production if self.introspection is None else self.introspection
+
+    @property
+    def suggestions_on(self) -> bool:
+        return not self.production if self.suggestions is None else self.suggestions
 
     @property
     def read_models_url(self) -> str:

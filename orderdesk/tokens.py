@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +16,23 @@ from handlers.access import Identity, Role
 ALGORITHM = "HS256"
 ISSUER = "orderdesk"
 
+logger = logging.getLogger("orderdesk.tokens")
+
 
 class InvalidToken(Exception):
-    """A token that is malformed, forged, expired or not ours."""
+    """A token that is malformed, forged, expired or not ours.
+
+    Its message is ours, never the JWT library's: the library's reasons (which claim is
+    missing, which check failed) would teach a forger what to change next.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a verified token says: who the caller is, and until when (POSIX seconds)."""
+
+    identity: Identity
+    expires_at: float
 
 
 class Tokens:
@@ -40,7 +56,7 @@ class Tokens:
     def issue_for_customer(self, customer_id: str) -> str:
         return self.issue(Identity(customer_id, Role.CUSTOMER))
 
-    def verify(self, token: str) -> Identity:
+    def verify(self, token: str) -> Credential:
         try:
             claims = jwt.decode(
                 token,
@@ -49,12 +65,16 @@ class Tokens:
                 issuer=ISSUER,
                 options={"require": ["sub", "exp", "iss", "role"]},
             )
-            return Identity(str(claims["sub"]), Role(claims["role"]))
-        except (jwt.InvalidTokenError, ValueError) as error:
-            raise InvalidToken(str(error)) from None
+            identity = Identity(str(claims["sub"]), Role(claims["role"]))
+            return Credential(identity, float(claims["exp"]))
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("the bearer token has expired") from None
+        except (jwt.InvalidTokenError, ValueError, TypeError) as error:
+            logger.debug("refused a bearer token: %s", error)
+            raise InvalidToken("the bearer token is not valid") from None
 
-    def from_header(self, authorization: str | None) -> Identity | None:
-        """The caller named by an `Authorization: Bearer …` value; None when there is none."""
+    def from_header(self, authorization: str | None) -> Credential | None:
+        """The credential in an `Authorization: Bearer …` value; None when there is none."""
         if not authorization:
             return None
         scheme, _, token = authorization.partition(" ")

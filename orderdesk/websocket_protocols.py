@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSyntaxError, parse
+from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast, parse
+from starlette.websockets import WebSocketDisconnect
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -44,6 +46,15 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     StopMessage,
 )
 
+from orderdesk.open_sockets import OpenSockets
+from orderdesk.operation_limits import (
+    QueryTooLong,
+    TooManyRequests,
+    TooManySockets,
+    operation_type,
+    timed_out,
+    too_large,
+)
 from orderdesk.shared_subscriptions import Frame, SharedSubscriptions
 
 logger = logging.getLogger("orderdesk.websocket")
@@ -53,6 +64,12 @@ ABORT = "orderdesk.abort_transport"
 
 PONG_TIMEOUT_CODE = 1011
 """The close code for a client that did not answer a ping (as the websockets library uses)."""
+
+EXPIRED_CODE = 4403
+"""The close code for a socket whose token expired: graphql-transport-ws's Forbidden."""
+
+TOO_MANY_CODE = 4429
+"""The close code for a socket over a rate limit or a cap on open sockets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +146,83 @@ class _BoundedSends:
     A send that fails ends the task it runs in: the socket's own task (which then shuts
     the socket's operations down) with WebSocketDisconnected, an operation's task by
     being cancelled, quietly, as when the client unsubscribes.
+
+    Also what both protocols share about who holds the socket: it counts against its
+    address's and its caller's caps on open sockets, and it ends when the caller's token
+    expires (checked again as each operation starts, so no operation slips in between).
     """
 
     websocket: Any
+    view: Any
+    context: Any
     limits: SocketLimits
     socket_task: asyncio.Task[Any] | None = None
+    _address: str | None = None
+    _expiry: asyncio.Task[None] | None = None
+
+    @property
+    def _open_sockets(self) -> OpenSockets:
+        sockets: OpenSockets = self.view.open_sockets
+        return sockets
+
+    def _take_address(self) -> bool:
+        client = self.websocket.ws.scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        if not self._open_sockets.open_for_address(address):
+            return False
+        self._address = address
+        return True
+
+    def _give_back(self) -> None:
+        if self._address is not None:
+            self._open_sockets.close_for_address(self._address)
+            self._address = None
+        # The view counted the socket for its caller when it authenticated it.
+        subject = getattr(self.context, "socket_subject", None)
+        if subject is not None:
+            self._open_sockets.close_for_identity(subject)
+            self.context.socket_subject = None
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+    def _expired(self) -> bool:
+        expires_at = getattr(self.context, "credential_expires_at", None)
+        return expires_at is not None and time.time() >= expires_at
+
+    def _watch_expiry(self) -> None:
+        expires_at = getattr(self.context, "credential_expires_at", None)
+        if expires_at is not None:
+            self._expiry = asyncio.create_task(self._end_at(expires_at), name="token-expiry")
+
+    async def _end_at(self, expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        await self._end_expired()
+
+    async def _end_expired(self) -> None:
+        raise NotImplementedError
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(self.limits.send_timeout):
+                await self.websocket.close(code=code, reason=reason)
+        except TimeoutError:
+            self._abort()
+
+    def _bounded_payload(self, message: Any) -> str:
+        """The message as JSON, its payload replaced by RESPONSE_TOO_LARGE if too big."""
+        text: str = json.dumps(message, separators=(",", ":"))
+        limit = self.view.max_response_bytes
+        if len(text) > limit and isinstance(message, dict) and "payload" in message:
+            return json.dumps({**message, "payload": too_large(len(text), limit)})
+        return text
+
+    def _too_long(self, message: object) -> QueryTooLong | None:
+        payload = message.get("payload") if isinstance(message, dict) else None
+        query = payload.get("query") if isinstance(payload, dict) else None
+        limit: int = self.view.max_query_length
+        if isinstance(query, str) and len(query) > limit:
+            return QueryTooLong(limit)
+        return None
 
     async def _bounded_send(self, send: Callable[[], Any]) -> None:
         try:
@@ -145,7 +234,7 @@ class _BoundedSends:
             )
             self._abort()
             raise self._gone() from None
-        except (WebSocketDisconnected, OSError):
+        except (WebSocketDisconnected, WebSocketDisconnect, OSError):
             raise self._gone() from None
 
     def _abort(self) -> None:
@@ -168,21 +257,34 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
         self.limits = _limits_of(self.view)
         self._pinger: asyncio.Task[None] | None = None
         self._pong = asyncio.Event()
+        self._one_shot: set[str] = set()
 
     async def handle(self) -> None:
         self.socket_task = asyncio.current_task()
+        if not self._take_address():
+            await self._close(TOO_MANY_CODE, "too many open websockets from this address")
+            return
         try:
             await super().handle()
         finally:
+            self._give_back()
             if self._pinger is not None:
                 self._pinger.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._pinger
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except (TooManyRequests, TooManySockets) as refused:
+            await self._close(TOO_MANY_CODE, str(refused))
+            return
         if self.connection_acknowledged and self._pinger is None:
+            self._watch_expiry()
             self._pinger = asyncio.create_task(self._ping(), name="graphql-transport-ws-ping")
+
+    async def _end_expired(self) -> None:
+        await self._close(EXPIRED_CODE, "the bearer token has expired")
 
     async def handle_pong(self, message: PongMessage) -> None:
         self._pong.set()
@@ -198,22 +300,47 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
         # rule). Strawberry does that only when parsing happens outside extensions; with
         # our parse hook (schema/documents.py), the error escapes the operation and the
         # client gets a bare complete.
+        if self.connection_acknowledged and self._expired():
+            await self._end_expired()
+            return
         if self.connection_acknowledged and message["id"] not in self.operations:
-            query = message["payload"]["query"]
-            if not isinstance(query, str):
-                await self.handle_invalid_message("Failed to parse message")
+            if (too_long := self._too_long(message)) is not None:
+                error_message: Any = {
+                    "id": message["id"],
+                    "type": "error",
+                    "payload": [too_long.as_graphql().formatted],
+                }
+                await self.send_message(error_message)
                 return
+            query = message["payload"]["query"]
             try:
-                parse(query, no_location=True)
+                document = parse(query, no_location=True)
             except GraphQLSyntaxError as error:
                 await self.handle_invalid_message(error.message)
                 return
+            operation = get_operation_ast(document, message["payload"].get("operationName"))
+            if operation is not None and operation.operation is not OperationType.SUBSCRIPTION:
+                self._one_shot.add(message["id"])
         await super().handle_subscribe(message)
 
     async def send_message(self, message: Message) -> None:
-        await self._bounded_send(lambda: self.websocket.send_json(message))
+        text = self._bounded_payload(message)
+        await self._bounded_send(lambda: self.websocket.ws.send_text(text))
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        if operation.id in self._one_shot:
+            # A query or mutation over the socket has the HTTP request's deadline.
+            self._one_shot.discard(operation.id)
+            try:
+                async with asyncio.timeout(self.view.execution_timeout):
+                    await self._run_operation(operation)
+            except TimeoutError:
+                await operation.send_next(timed_out(self.view.execution_timeout))
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            return
+        await self._run_operation(operation)
+
+    async def _run_operation(self, operation: Operation[Any, Any]) -> None:
         _start_operation(self.context)
         shared: SharedSubscriptions | None = getattr(self.view, "shared_subscriptions", None)
         ctx = getattr(self.context, "ctx", None)
@@ -246,7 +373,10 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
     async def _send_frame(self, operation: Operation[Any, Any], frame: Frame) -> None:
         if frame.kind == "next":
             # The payload is encoded once for the whole group; only the id is this socket's.
-            text = f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{frame.payload}}}'
+            payload = frame.payload
+            if len(payload) > self.view.max_response_bytes:
+                payload = json.dumps(too_large(len(payload), self.view.max_response_bytes))
+            text = f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{payload}}}'
             await self._bounded_send(lambda: self.websocket.ws.send_text(text))
         elif frame.kind == "error":
             await operation.send_operation_message(
@@ -288,13 +418,6 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
                 await self._close(PONG_TIMEOUT_CODE, reason)
                 return
 
-    async def _close(self, code: int, reason: str) -> None:
-        try:
-            async with asyncio.timeout(self.limits.send_timeout):
-                await self.websocket.close(code=code, reason=reason)
-        except TimeoutError:
-            self._abort()
-
 
 class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
     """The legacy graphql-ws (subscriptions-transport-ws) protocol, with the same bounded
@@ -313,10 +436,14 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
 
     async def handle(self) -> None:
         self.socket_task = asyncio.current_task()
+        if not self._take_address():
+            await self._close(TOO_MANY_CODE, "too many open websockets from this address")
+            return
         self._init_timeout = asyncio.create_task(self._close_unless_initialised())
         try:
             await super().handle()
         finally:
+            self._give_back()
             self._init_timeout.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._init_timeout
@@ -324,7 +451,29 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
     async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
         if self._init_timeout is not None:
             self._init_timeout.cancel()
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except (TooManyRequests, TooManySockets) as refused:
+            await self._refuse(TOO_MANY_CODE, str(refused))
+            return
+        if self.connection_acknowledged:
+            self._watch_expiry()
+
+    async def _end_expired(self) -> None:
+        await self._refuse(EXPIRED_CODE, "the bearer token has expired")
+
+    async def _refuse(self, code: int, reason: str) -> None:
+        # The legacy protocol tells why in a message; its clients show that, not the code.
+        try:
+            await self.send_message({"type": "connection_error", "payload": {"message": reason}})
+        except asyncio.CancelledError:
+            # A send that failed ends a task by cancelling it; a real cancel goes on.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        except Exception:  # the close below is what matters
+            logger.debug("could not tell a refused websocket why", exc_info=True)
+        await self._close(code, reason)
 
     async def handle_message(self, message: OperationMessage) -> None:
         # The legacy protocol has no close code for a bad message; it answers `error`.
@@ -341,11 +490,22 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
         await super().handle_message(message)
 
     async def send_message(self, message: OperationMessage) -> None:
-        await self._bounded_send(lambda: self.websocket.send_json(message))
+        text = self._bounded_payload(message)
+        await self._bounded_send(lambda: self.websocket.ws.send_text(text))
         if message["type"] == "complete":
             self._completed.add(message["id"])
 
     async def handle_start(self, message: StartMessage) -> None:
+        if self._expired():
+            await self._end_expired()
+            return
+        if (too_long := self._too_long(message)) is not None:
+            await self.send_message(
+                ErrorMessage(
+                    type="error", id=message["id"], payload=too_long.as_graphql().formatted
+                )
+            )
+            return
         self._completed.discard(message["id"])
         await super().handle_start(message)
 
@@ -357,7 +517,36 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
         variables: dict[str, object] | None,
     ) -> None:
         _start_operation(self.context)
+        if operation_type(query, operation_name) in (OperationType.QUERY, OperationType.MUTATION):
+            await self._execute(operation_id, query, operation_name, variables)
+            return
         await super().handle_async_results(operation_id, query, operation_name, variables)
+
+    async def _execute(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        """A query or mutation: the legacy protocol carries them as one `data` and a
+        `complete` (Strawberry's handler expects only subscriptions), within the deadline."""
+        try:
+            async with asyncio.timeout(self.view.execution_timeout):
+                result = await self.schema.execute(
+                    query,
+                    variable_values=variables,
+                    context_value=self.context,
+                    root_value=self.root_value,
+                    operation_name=operation_name,
+                )
+        except TimeoutError:
+            result = timed_out(self.view.execution_timeout)
+        try:
+            await self.send_data_message(result, operation_id)
+            await self.send_message({"type": "complete", "id": operation_id})
+        finally:
+            self.tasks.pop(operation_id, None)
 
     async def handle_stop(self, message: StopMessage) -> None:
         # Strawberry answers a stop with `complete` from the operation's task; a task

@@ -46,6 +46,25 @@ class SubscriberTooSlow(Exception):
         self.resume_after = resume_after
 
 
+class ReplayTooLong(Exception):
+    """`after` is further behind the tail than one subscription may replay.
+
+    "Behind" counts log positions (the tail's position minus `after`), not the events the
+    subscription's filter would match: that is known without reading the log, and it bounds
+    the events a replay reads whatever the filter (positions have gaps, never repeats).
+    Counting matches instead would cost the very scan the cap is there to refuse.
+    """
+
+    def __init__(self, message: str, *, max_replay_events: int, behind: int) -> None:
+        super().__init__(message)
+        self.max_replay_events = max_replay_events
+        self.behind = behind
+
+
+class PositionNotReached(Exception):
+    """`after` names a position the log has not reached: it came from no event."""
+
+
 class TailStopped(Exception):
     """The server is shutting down."""
 
@@ -96,6 +115,15 @@ class EventTail:
 
     It follows the projector (`advance_to` is called when the read models have passed a
     position), so a delivered event's entity view already reflects the event.
+
+    Replays (`subscribe(after=...)`) are bounded: one may start at most `max_replay_events`
+    positions back (None: any); each reads `replay_batch_size` events at a time and lets
+    the loop run between batches; and at most `replay_reads` of them read the log at once,
+    so that many replays take turns instead of all holding connections and the loop.
+    Measured with twenty replays of 5,000 events on one socket (SQLite): other requests
+    waited 130-400 ms at the median (3.4 s at worst) with batches of 500, all reading at
+    once, no pause; 50-130 ms with batches of 100 and a pause; 20-40 ms (under 0.7 s at
+    worst) with, besides, two reading at a time.
     """
 
     def __init__(
@@ -107,6 +135,9 @@ class EventTail:
         views: Mapping[str, ViewLoader],
         queue_size: int = 1_000,
         batch_size: int = 500,
+        max_replay_events: int | None = None,
+        replay_batch_size: int = 100,
+        replay_reads: int = 2,
     ) -> None:
         self._log = log
         self._log_engine = log_engine
@@ -114,6 +145,9 @@ class EventTail:
         self._views = dict(views)
         self._queue_size = queue_size
         self._batch_size = batch_size
+        self._max_replay_events = max_replay_events
+        self._replay_batch_size = replay_batch_size
+        self._replay_reads = asyncio.Semaphore(replay_reads)
         self._position = 0
         self._target = 0
         self._subscribers: set[_Subscriber] = set()
@@ -156,11 +190,16 @@ class EventTail:
         while the log is being replayed wait in its queue; the replay stops at the
         position the tail had reached at registration, and live events start after it:
         no gap and no duplicate at the seam.
+
+        Raises `ReplayTooLong` if `after` is too far back and `PositionNotReached` if the
+        log has no such position, before the first read of the backlog.
         """
         subscriber = _Subscriber(matches, self._queue_size)
         self._subscribers.add(subscriber)
         try:
             seam = self._position
+            if after is not None:
+                await self._check_replay(after, seam)
             if after is not None and after < seam:
                 async for event in self._replay(matches, after=after, up_to=seam):
                     yield event
@@ -171,22 +210,47 @@ class EventTail:
         finally:
             self._subscribers.discard(subscriber)
 
+    async def _check_replay(self, after: int, seam: int) -> None:
+        behind = seam - after
+        limit = self._max_replay_events
+        if limit is not None and behind > limit:
+            raise ReplayTooLong(
+                f'after: "{after}" is {behind} log positions behind the newest event, and a '
+                f"subscription replays at most {limit}. Re-read the current state with a "
+                "query, then subscribe without `after` (or with a recent cursor).",
+                max_replay_events=limit,
+                behind=behind,
+            )
+        if behind < 0:
+            # Ahead of this process's tail is not always ahead of the log: another process
+            # may have delivered an event this one has not followed yet. Ask the log.
+            async with self._log_engine.connect() as connection:
+                head = await self._log.head(connection)
+            if after > head:
+                raise PositionNotReached(
+                    f'after: "{after}" is no position of an event: the newest is "{head}"'
+                )
+
     async def _replay(self, matches: Filter, *, after: int, up_to: int) -> AsyncIterator[TailEvent]:
         cursor = after
         while cursor < up_to:
-            batch = await self._read(after=cursor, up_to=up_to)
+            # Only the read holds a turn: a subscriber slow to take its events must not keep
+            # the others from theirs.
+            async with self._replay_reads:
+                batch = await self._read(after=cursor, up_to=up_to, limit=self._replay_batch_size)
             if not batch:
                 return
             for event in batch:
                 if matches(event):
                     yield event
             cursor = batch[-1].position
+            # SQLite reads run in the loop's thread, and a subscriber takes a batch without
+            # waiting: give the other requests their turn between batches.
+            await asyncio.sleep(0)
 
-    async def _read(self, *, after: int, up_to: int) -> list[TailEvent]:
+    async def _read(self, *, after: int, up_to: int, limit: int) -> list[TailEvent]:
         async with self._log_engine.connect() as connection:
-            events = await self._log.read(
-                connection, after=after, up_to=up_to, limit=self._batch_size
-            )
+            events = await self._log.read(connection, after=after, up_to=up_to, limit=limit)
         if not events:
             return []
         views: dict[tuple[str, str], object] = {}
@@ -209,7 +273,9 @@ class EventTail:
                         # and asks for these events replays them from the log (`subscribe`).
                         self._position = self._target
                         break
-                    batch = await self._read(after=self._position, up_to=self._target)
+                    batch = await self._read(
+                        after=self._position, up_to=self._target, limit=self._batch_size
+                    )
                     if not batch:
                         break
                     for event in batch:

@@ -137,6 +137,10 @@ class RequestContext:
     response: Any = None
     # Set by Strawberry on websockets from the `connection_init` payload.
     connection_params: dict[str, object] | None = field(default=None)
+    # When the caller's token expires (POSIX seconds): a websocket outliving it is closed.
+    credential_expires_at: float | None = None
+    # The caller this websocket is counted for, against the cap on sockets per caller.
+    socket_subject: str | None = None
 
     @property
     def loaders(self) -> Loaders:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
 from strawberry import relay
 
+from domain.customers import MAX_EMAIL, MAX_NAME
 from domain.customers import Customer as CustomerAggregate
+from domain.money import canonical_amount
 from domain.orders import OrderStatus
 from handlers.access import Identity, Role, identity_of
 from handlers.customers import CountCustomers, CustomerView, ListCustomers, RegisterCustomer
+from handlers.idempotency import MAX_KEY_LENGTH, Replayed
 from handlers.orders import OrderSort
-from handlers.paging import DEFAULT_PAGE_SIZE
+from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
 from handlers.pipeline import ReadModelLagging
 from handlers.written import Written
 from mediator import Context
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
     from schema.orders import OrderConnection
 
 CUSTOMER = CustomerAggregate.kind
+AFTER = "The cursor of the order to continue after, from this list in this sort order."
 
 
 @strawberry.type
@@ -49,7 +55,7 @@ class Customer(relay.Node):
         self,
         info: Info,
         first: int = DEFAULT_PAGE_SIZE,
-        after: str | None = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
         status: OrderStatus | None = None,
         sort: OrderSort = OrderSort.NEWEST,
     ) -> Annotated[OrderConnection, strawberry.lazy("schema.orders")]:
@@ -107,8 +113,17 @@ class CustomerListQueries:
         self,
         info: Info,
         first: int = DEFAULT_PAGE_SIZE,
-        after: str | None = None,
-        search: str | None = None,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="The cursor of the row to continue after."),
+        ] = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Name or email contains this, case-insensitively; at most "
+                f"{MAX_SEARCH_LENGTH} characters."
+            ),
+        ] = None,
     ) -> CustomerConnection:
         page = await ask(info, ListCustomers(first=first, after=after, search=search))
         for _, view in page.items:
@@ -140,18 +155,32 @@ class CustomerQueries(CustomerListQueries):
 
 @strawberry.input
 class RegisterCustomerInput:
-    name: str
-    email: str
+    name: str = strawberry.field(description=f"1 to {MAX_NAME} characters.")
+    email: str = strawberry.field(
+        description=f"An email address of at most {MAX_EMAIL} characters."
+    )
     idempotency_key: str | None = strawberry.field(
-        default=None, description="Retrying with the same key and input returns the first result."
+        default=None,
+        description=f"At most {MAX_KEY_LENGTH} characters. Retrying with the same key and "
+        "input returns the customer registered the first time, without a token (see "
+        "accessToken).",
     )
 
 
 @strawberry.type
 class RegisterCustomerSuccess:
-    customer: Customer
-    access_token: str = strawberry.field(
-        description="A bearer token for the new customer (Authorization: Bearer …)."
+    customer: Customer = strawberry.field(
+        description="The new customer; when `replayed`, as it was when it was registered."
+    )
+    access_token: str | None = strawberry.field(
+        description="A bearer token for the new customer (Authorization: Bearer …), given "
+        "once, in the answer that registered it. Null when `replayed`: the key and input of a "
+        "registration may be known to others, so a retry never hands out a credential; keep "
+        "the first answer's token, or sign in another way."
+    )
+    replayed: bool = strawberry.field(
+        description="True when this answers a retry (the same idempotencyKey and input): the "
+        "customer was registered by the first request, and nothing was done now."
     )
 
 
@@ -178,12 +207,26 @@ class CustomerMutations:
                 identity=Identity(written.entity_id, Role.CUSTOMER),
             )
             loaders = Loaders(info.context.mediator, as_customer)
-            customer = await load_customer(loaders, written.entity_id)
-            if customer is None:
+            view = await loaders.customers.load(written.entity_id)
+            if view is None:
                 raise ReadModelLagging(f"{written.entity_id} was saved but is not readable yet")
+            if isinstance(written, Replayed):
+                # The first answer again, without its token: the customer as it was when
+                # registered, not as it is now, since whoever replays may not be the customer.
+                registered = dataclasses.replace(
+                    view,
+                    order_count=0,
+                    lifetime_value=canonical_amount(Decimal(0)),
+                    currency="",
+                    version=written.version,
+                )
+                return RegisterCustomerSuccess(
+                    customer=Customer.from_view(registered), access_token=None, replayed=True
+                )
             return RegisterCustomerSuccess(
-                customer=customer,
+                customer=Customer.from_view(view),
                 access_token=info.context.issue_customer_token(written.entity_id),
+                replayed=False,
             )
 
         return await run_command(info, command, success)

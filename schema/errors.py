@@ -21,7 +21,8 @@ from domain.errors import (
 )
 from handlers.access import NotAuthorized
 from handlers.pipeline import ReadModelLagging
-from handlers.streams import SubscriberTooSlow
+from handlers.rate_limit import RateLimited
+from handlers.streams import PositionNotReached, ReplayTooLong, SubscriberTooSlow
 from handlers.written import Written
 from mediator import Command, Request, StreamRequest
 from schema.context import Info
@@ -164,13 +165,26 @@ async def watch(info: Info, request: StreamRequest[T]) -> AsyncIterator[T]:
     """A subscription's events; a refusal or a cut-off ends it with a GraphQL error.
 
     A subscriber too slow to keep up gets `SUBSCRIBER_TOO_SLOW` with `resumeAfter`, the
-    cursor to subscribe again with to miss nothing.
+    cursor to subscribe again with to miss nothing. An `after` too far back is refused,
+    before any event, with `REPLAY_TOO_LONG` and `maxReplayEvents`; one beyond the log's
+    newest event is BAD_USER_INPUT.
     """
     try:
         async for item in info.context.mediator.stream(request, info.context.ctx):
             yield item
     except NotAuthorized as error:
         raise access_error(error) from None
+    except ReplayTooLong as error:
+        raise GraphQLError(
+            str(error),
+            extensions={
+                "code": "REPLAY_TOO_LONG",
+                "maxReplayEvents": error.max_replay_events,
+                "behind": error.behind,
+            },
+        ) from None
+    except PositionNotReached as error:
+        raise UserInputError(str(error)) from None
     except SubscriberTooSlow as error:
         raise GraphQLError(
             str(error),
@@ -182,7 +196,7 @@ def is_fault(error: GraphQLError) -> bool:
     """An error the client did not cause: anything raised that is not a GraphQL error."""
     original = error.original_error
     return original is not None and not isinstance(
-        original, GraphQLError | ReadModelLagging | GlobalIDValueError
+        original, GraphQLError | ReadModelLagging | RateLimited | GlobalIDValueError
     )
 
 
@@ -239,6 +253,9 @@ def add_codes(errors: list[GraphQLError]) -> None:
     for error in errors:
         if not (error.extensions and "code" in error.extensions):
             error.extensions = {**(error.extensions or {}), "code": _code_of(error)}
+            if isinstance(error.original_error, RateLimited):
+                # The HTTP view answers 429 with this as Retry-After.
+                error.extensions["retryAfter"] = error.original_error.seconds
 
 
 class LoggedSchema(strawberry.Schema):
@@ -255,6 +272,8 @@ class LoggedSchema(strawberry.Schema):
 def _code_of(error: GraphQLError) -> str:
     if isinstance(error.original_error, ReadModelLagging):
         return "READ_MODEL_LAGGING"
+    if isinstance(error.original_error, RateLimited):
+        return "RATE_LIMITED"
     if error.original_error is not None:
         return "BAD_USER_INPUT"
     if error.message.startswith("Syntax Error"):

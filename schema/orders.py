@@ -11,10 +11,12 @@ import strawberry
 from strawberry import relay
 
 from domain.errors import FieldIssue, ValidationFailed
+from domain.orders import MAX_ADDRESS_FIELD, MAX_INSTRUCTIONS, MAX_REASON
 from domain.orders import Order as OrderAggregate
 from domain.orders import OrderStatus as DomainOrderStatus
 from handlers.access import NotAuthorized, identity_of
 from handlers.customers import CustomerView
+from handlers.idempotency import MAX_KEY_LENGTH
 from handlers.orders import (
     AddressRequest,
     CancelOrder,
@@ -45,7 +47,7 @@ from schema.ids import local_id
 from schema.money import Address, Money
 from schema.pagination import Edge, PageInfo, page_info
 from schema.prefetch import resolved, selects, settle
-from schema.products import PRODUCT, Product, parse_position
+from schema.products import AFTER, PRODUCT, Product, parse_position
 
 S = TypeVar("S")
 
@@ -246,7 +248,7 @@ class OrderListQueries:
         self,
         info: Info,
         first: int = DEFAULT_PAGE_SIZE,
-        after: str | None = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
         customer_id: relay.GlobalID | None = None,
         status: OrderStatus | None = None,  # type: ignore[valid-type]
         placed_after: datetime | None = None,
@@ -283,22 +285,32 @@ class OrderLineInput:
     quantity: int
 
 
+def _up_to(field: str) -> str:
+    return f"1 to {MAX_ADDRESS_FIELD[field]} characters."
+
+
 @strawberry.input
 class AddressInput:
-    street: str
-    city: str
-    postal_code: str
+    street: str = strawberry.field(description=_up_to("street"))
+    city: str = strawberry.field(description=_up_to("city"))
+    postal_code: str = strawberry.field(description=_up_to("postal_code"))
     country: str = strawberry.field(description="ISO 3166-1 alpha-2, such as US or DE.")
-    state: str = ""
+    state: str = strawberry.field(
+        default="", description=f"At most {MAX_ADDRESS_FIELD['state']} characters."
+    )
 
 
 @strawberry.input
 class PlaceOrderInput:
     lines: list[OrderLineInput]
     shipping_address: AddressInput
-    special_instructions: str = ""
+    special_instructions: str = strawberry.field(
+        default="", description=f"At most {MAX_INSTRUCTIONS} characters."
+    )
     idempotency_key: str | None = strawberry.field(
-        default=None, description="Retrying with the same key and input returns the first order."
+        default=None,
+        description=f"At most {MAX_KEY_LENGTH} characters. Retrying with the same key and "
+        "input returns the first order.",
     )
     customer_id: relay.GlobalID | None = strawberry.field(
         default=None, description="Staff only: the customer to place the order for."
@@ -314,7 +326,7 @@ class ChangeOrderInput:
 @strawberry.input
 class CancelOrderInput:
     id: relay.GlobalID
-    reason: str = ""
+    reason: str = strawberry.field(default="", description=f"At most {MAX_REASON} characters.")
     expected_version: int | None = None
 
 

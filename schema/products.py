@@ -11,8 +11,9 @@ from typing import Annotated, Self
 import strawberry
 from strawberry import relay
 
+from domain.products import MAX_DESCRIPTION, MAX_NAME
 from domain.products import Product as ProductAggregate
-from handlers.paging import DEFAULT_PAGE_SIZE
+from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
 from handlers.pipeline import ReadModelLagging
 from handlers.products import (
     CreateProduct,
@@ -39,6 +40,7 @@ from schema.money import Money
 from schema.pagination import Edge, PageInfo, page_info
 
 PRODUCT = ProductAggregate.kind
+AFTER = "The cursor of the row to continue after, from this list in this sort order."
 
 
 @strawberry.type
@@ -113,8 +115,14 @@ class ProductQueries:
         self,
         info: Info,
         first: int = DEFAULT_PAGE_SIZE,
-        after: str | None = None,
-        search: str | None = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Name or SKU contains this, case-insensitively; at most "
+                f"{MAX_SEARCH_LENGTH} characters."
+            ),
+        ] = None,
         in_stock: bool | None = None,
         sort: ProductSortOrder = ProductSort.NAME_ASC,  # type: ignore[valid-type]
     ) -> ProductConnection:
@@ -133,13 +141,19 @@ class ProductQueries:
         )
 
 
+SKU = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+NAME = f"1 to {MAX_NAME} characters."
+DESCRIPTION = f"At most {MAX_DESCRIPTION} characters."
+CURRENCY = "A three-letter ISO 4217 code such as USD."
+
+
 @strawberry.input
 class CreateProductInput:
-    sku: str
-    name: str
+    sku: str = strawberry.field(description=SKU)
+    name: str = strawberry.field(description=NAME)
     price: Decimal
-    currency: str = "USD"
-    description: str = ""
+    currency: str = strawberry.field(default="USD", description=CURRENCY)
+    description: str = strawberry.field(default="", description=DESCRIPTION)
     stock: int = 0
 
 
@@ -147,10 +161,10 @@ class CreateProductInput:
 class UpdateProductInput:
     id: relay.GlobalID
     expected_version: int | None = None
-    name: str | None = None
-    description: str | None = None
+    name: str | None = strawberry.field(default=None, description=NAME)
+    description: str | None = strawberry.field(default=None, description=DESCRIPTION)
     price: Decimal | None = None
-    currency: str | None = None
+    currency: str | None = strawberry.field(default=None, description=CURRENCY)
 
 
 @strawberry.input

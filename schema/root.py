@@ -10,6 +10,7 @@ from schema.documents import PreparedDocuments
 from schema.errors import ErrorPolicy, LoggedSchema
 from schema.orders import OrderMutations, OrderQueries, OrderSubscriptions
 from schema.products import ProductMutations, ProductQueries, ProductSubscriptions
+from schema.scalars import SCALAR_OVERRIDES
 
 
 @strawberry.type
@@ -23,24 +24,43 @@ class Subscription(ProductSubscriptions, OrderSubscriptions):
 
 
 def build_schema(
-    *, max_depth: int = 10, max_aliases: int = 30, max_tokens: int = 2_000
+    *,
+    max_depth: int = 10,
+    max_aliases: int = 30,
+    max_tokens: int = 2_000,
+    max_cost: int | None = None,
+    introspection_for_all: bool = True,
+    suggestions: bool = True,
 ) -> LoggedSchema:
+    """The schema with its document limits; `max_cost` None estimates no cost, and
+    `introspection_for_all` and `suggestions` False keep those from all but staff."""
+
     # A new Query class each time: Strawberry binds relay's `node` field to the schema
     # that converts it first, and tests build several schemas in one process.
     @strawberry.type
     class Query(ProductQueries, CustomerQueries, OrderQueries):
         node: relay.Node | None = relay.node(description="Any object by its global id.")
 
-    return LoggedSchema(
+    documents = PreparedDocuments(
+        max_depth=max_depth,
+        max_aliases=max_aliases,
+        max_tokens=max_tokens,
+        max_cost=max_cost,
+        introspection_for_all=introspection_for_all,
+        suggestions=suggestions,
+    )
+    schema = LoggedSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        scalar_overrides=SCALAR_OVERRIDES,
         # Factories, not instances: Strawberry sets per-request state on an extension. The
         # limits' rules and the cache of prepared documents are built once, here.
         extensions=[
             ErrorPolicy,
-            PreparedDocuments(
-                max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens
-            ).extension,
+            documents.extension,
         ],
     )
+    # Here rather than at the first request: a list field with no bound fails the start.
+    documents.price_with(schema._schema)
+    return schema

@@ -13,6 +13,15 @@ from tests.graphql_client import TEST_SECRET, GraphQLClient
 from tests.served import Served, serve
 
 
+@pytest.fixture(autouse=True)
+def no_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite sends far more from 127.0.0.1 than any shop's budget allows; rate limits are
+    on by default in the product, and off here unless a test passes `rate_limits=True`.
+    Through the environment, so that servers the tests start in processes of their own
+    inherit it."""
+    monkeypatch.setenv("ORDERDESK_RATE_LIMITS", "false")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(

@@ -11,9 +11,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from persistence.event_log import StoredEvent
+from persistence.projector import Projection
 from tests.graphql_client import JSON, GraphQLClient
+
+
+async def _take_three_seconds_per_product(_: AsyncConnection, stored: StoredEvent) -> None:
+    if stored.event_type == "ProductCreated":
+        await asyncio.sleep(3)
+
+
+SLOW_READ_MODEL = Projection("slow", _take_three_seconds_per_product)
+"""A read model that takes 3 s over each new product: a createProduct then waits that long
+for its read-your-writes, which is what the execution timeout tests cut short."""
 
 REGISTER = """mutation($input: RegisterCustomerInput!) {
     registerCustomer(input: $input) {

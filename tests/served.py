@@ -1,4 +1,5 @@
-"""The app served by a real uvicorn on a free loopback port, in a thread of its own."""
+"""The app served by a real uvicorn on a free loopback port, in a thread of its own, with the
+config `orderdesk serve` uses (orderdesk/server.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from dataclasses import dataclass, field
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from orderdesk.app import create_app
 from orderdesk.bootstrap import Services
+from orderdesk.server import server_config
 from orderdesk.settings import Settings
 from persistence.projector import Projection
 
@@ -23,6 +26,7 @@ class Served:
     ws_url: str
     settings: Settings
     app: Starlette | None = field(default=None, repr=False)
+    port: int = 0
 
     @property
     def services(self) -> Services:
@@ -34,17 +38,29 @@ class Served:
 
 
 @contextmanager
-def serve(settings: Settings, *, extra_projections: Sequence[Projection] = ()) -> Iterator[Served]:
+def serve(
+    settings: Settings,
+    *,
+    extra_projections: Sequence[Projection] = (),
+    log_level: str = "warning",
+) -> Iterator[Served]:
     app = create_app(settings, extra_projections=extra_projections)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="on",
-        ws="websockets-sansio",
+    with serve_asgi(app, settings, log_level=log_level) as port:
+        yield Served(
+            f"http://127.0.0.1:{port}/graphql",
+            f"ws://127.0.0.1:{port}/graphql",
+            settings,
+            app,
+            port,
+        )
+
+
+@contextmanager
+def serve_asgi(app: ASGIApp, settings: Settings, *, log_level: str = "warning") -> Iterator[int]:
+    """Any ASGI app (with a lifespan), served as `orderdesk serve` serves; yields the port."""
+    server = uvicorn.Server(
+        server_config(app, settings, host="127.0.0.1", port=0, log_level=log_level)
     )
-    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -52,11 +68,9 @@ def serve(settings: Settings, *, extra_projections: Sequence[Projection] = ()) -
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the server did not start")
         time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port: int = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield Served(
-            f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", settings, app
-        )
+        yield port
     finally:
         server.should_exit = True
         thread.join(30)

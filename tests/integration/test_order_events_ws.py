@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -237,9 +237,31 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_and_the_others_keep_rec
 # ---------------------------------------------------------------- many subscribers
 
 
+@pytest.fixture
+def crowded(tmp_path: Path) -> Iterator[Served]:
+    # One test client stands for 500 clients: the caps per address and per caller would
+    # (rightly) stop it at the 51st socket.
+    settings = Settings(
+        database_url=sqlite_url(tmp_path),
+        poll_interval=0.2,
+        jwt_secret=SecretStr(TEST_SECRET),
+        max_sockets_per_address=1_000,
+        max_sockets_per_identity=1_000,
+    )
+    with serve(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def crowded_client(crowded: Served) -> AsyncIterator[GraphQLClient]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield GraphQLClient(http, crowded)
+
+
 async def test_500_subscribers_on_one_process_all_receive_the_same_event(
-    served: Served, client: GraphQLClient
+    crowded: Served, crowded_client: GraphQLClient
 ) -> None:
+    served, client = crowded, crowded_client
     subscribers = 500
     product = await new_product(client, "ANV-1")
     customer_id, token = await register(client, "Ada")

@@ -293,7 +293,7 @@ NESTED_ORDERS_LEVELS = 4
 NESTED_CUSTOMERS = """query($first: Int!) {
     customers(first: $first) {
         totalCount
-        edges { node { orders(first: 5) {
+        edges { node { orders(first: 4) {
             totalCount edges { node { lines { product { name } } } }
         } } }
     }

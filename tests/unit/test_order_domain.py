@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -114,6 +115,36 @@ def test_an_address_needs_its_parts() -> None:
         "shippingAddress.postalCode",
         "shippingAddress.country",
     }
+
+
+@pytest.mark.parametrize(
+    ("field", "path", "longest"),
+    [
+        ("street", "street", 200),
+        ("city", "city", 100),
+        ("state", "state", 100),
+        ("postal_code", "postalCode", 20),
+        ("country", "country", 2),
+    ],
+)
+def test_each_address_part_is_bounded(field: str, path: str, longest: int) -> None:
+    fits = dataclasses.replace(ADDRESS, **{field: "A" * longest})
+    assert place(Wanted(product("a"), 1), address=fits).shipping_address == fits
+    too_long = dataclasses.replace(ADDRESS, **{field: "A" * (longest + 1)})
+    with pytest.raises(ValidationFailed) as refused:
+        place(Wanted(product("a"), 1), address=too_long)
+    assert [i.path for i in refused.value.issues] == [("shippingAddress", path)]
+
+
+def test_a_cancellation_reason_is_bounded_and_a_refusal_changes_nothing() -> None:
+    stocked = product("a", stock=5)
+    order = place(Wanted(stocked, 2))
+    with pytest.raises(ValidationFailed) as refused:
+        order.cancel("x" * 501, {"a": stocked})
+    assert [i.path for i in refused.value.issues] == [("reason",)]
+    assert (order.status, stocked.stock) == (OrderStatus.PENDING, 3)
+    order.cancel("x" * 500, {"a": stocked})
+    assert order.status is OrderStatus.CANCELLED
 
 
 MOVES = {

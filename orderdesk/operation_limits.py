@@ -1,0 +1,72 @@
+"""What bounds one operation, whichever transport carries it: the length of its text, its
+running time, the size of its answer, and the rate limits' refusal."""
+
+from __future__ import annotations
+
+import math
+
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from strawberry.types import ExecutionResult
+
+
+class TooManyRequests(Exception):
+    """Refused by a rate limit; retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many requests; retry after {whole_seconds(retry_after)} s")
+        self.retry_after = retry_after
+
+
+class TooManySockets(Exception):
+    """The caller holds as many websockets as it may."""
+
+
+def whole_seconds(seconds: float) -> int:
+    """Retry-After is whole seconds, and 0 would invite an immediate retry."""
+    return max(1, math.ceil(seconds))
+
+
+class QueryTooLong(Exception):
+    code = "QUERY_TOO_LONG"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the query text exceeds {limit} characters")
+        self.limit = limit
+
+    def as_graphql(self) -> GraphQLError:
+        return GraphQLError(str(self), extensions={"code": self.code, "maxLength": self.limit})
+
+
+def operation_type(query: str, operation_name: str | None) -> OperationType | None:
+    """What the document's chosen operation is; None if it does not parse or names no
+    operation (execution then reports that as it always does)."""
+    try:
+        document = parse(query, no_location=True)
+    except GraphQLError:
+        return None
+    operation = get_operation_ast(document, operation_name)
+    return None if operation is None else operation.operation
+
+
+def is_subscription(query: str, operation_name: str | None) -> bool:
+    # The substring test is the cheap answer for nearly every request.
+    return (
+        "subscription" in query
+        and operation_type(query, operation_name) is OperationType.SUBSCRIPTION
+    )
+
+
+def timed_out(seconds: float) -> ExecutionResult:
+    message = (
+        f"the operation did not finish within {seconds:g} s and was stopped; a mutation "
+        "stopped so may or may not have been applied (retrying it with the same "
+        "idempotencyKey is safe)"
+    )
+    error = GraphQLError(message, extensions={"code": "EXECUTION_TIMEOUT", "seconds": seconds})
+    return ExecutionResult(data=None, errors=[error])
+
+
+def too_large(size: int, limit: int) -> dict[str, object]:
+    message = f"the response ({size} bytes) exceeds {limit} bytes; ask for fewer fields or rows"
+    extensions = {"code": "RESPONSE_TOO_LARGE", "bytes": size, "maxBytes": limit}
+    return {"data": None, "errors": [GraphQLError(message, extensions=extensions).formatted]}

@@ -1,0 +1,340 @@
+"""Rate limits: budgets of requests per client address and per caller, counted in this
+process or in Redis for every process, and the middleware that spends the address budget on
+every request and websocket connect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as redis
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import StorageError
+from prometheus_client import CollectorRegistry, Counter
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from handlers.rate_limit import whole_seconds
+from orderdesk.settings import Settings
+from persistence.database import is_sqlite
+
+if TYPE_CHECKING:
+    from orderdesk.bootstrap import Services
+
+logger = logging.getLogger("orderdesk.rate_limits")
+
+STORE_TIMEOUT = 0.5
+"""Seconds one Redis call may take; every request waits on it, so it is short."""
+STORE_RETRY_INTERVAL = 5.0
+"""After the counters fail to answer, requests go uncounted this long before the next try,
+so that an outage costs one request a timeout now and then, not every request."""
+SWEEP_INTERVAL = 10.0
+"""Seconds between sweeps of the counters whose window has ended, in the process."""
+REDIS_PREFIX = "orderdesk:rate-limits"
+EXEMPT_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+"""Probes and scrapers call these on a timer from one address; they must never be refused."""
+WEBSOCKET_RATE_LIMITED = 4429
+SMALLEST_WAIT = 0.001
+"""A refusal's wait is never 0, which would read as false (admitted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A named budget (the name is in its counters' keys and in the metrics) and its limits,
+    shortest window first: a burst the per-second limit refuses stops there and does not eat
+    into the per-minute one."""
+
+    name: str
+    limits: tuple[RateLimitItem, ...]
+
+    @classmethod
+    def parse(cls, name: str, notation: str) -> Budget:
+        """From limits' notation: "20/minute", "600/minute;50/second"."""
+        items = sorted(parse_many(notation), key=lambda item: item.get_expiry())
+        if not items:
+            raise ValueError(f"the {name} rate limit {notation!r} names no limit")
+        return cls(name, tuple(items))
+
+
+class LocalCounters(MemoryStorage):
+    """limits' memory storage for the fixed window, with expired counters swept on a timer.
+
+    The library's storage starts a sweep of every counter after nearly each hit, as soon as
+    the event loop turns: with 1,000 client addresses counted that added ~120 µs to each
+    request, ~1 ms with 10,000. Here a hit only counts; `sweep` (every SWEEP_INTERVAL s)
+    drops the counters whose window has ended, and `get` still drops a stale one it reads.
+    """
+
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        # No lock, unlike the library's: nothing here suspends, so no other task can run
+        # between the read and the write.
+        count = await self.get(key) + amount
+        self.storage[key] = count
+        if count == amount:
+            self.expirations[key] = time.time() + expiry
+        return count
+
+    def sweep(self) -> None:
+        now = time.time()
+        for key in [key for key, ends in self.expirations.items() if ends <= now]:
+            self.storage.pop(key, None)
+            self.expirations.pop(key, None)
+
+
+class RateLimits:
+    """The service's budgets and their counters.
+
+    Each method counts (or, `auth_blocked`, looks) and answers None when the caller may go
+    ahead, or the seconds until its budget has room again, for `Retry-After`.
+
+    Fixed windows: a counter per key and limit, one Redis round trip per limit. A window
+    lets a client spend up to twice a limit across its boundary; pairing the minute with a
+    per-second limit bounds that burst. Moving windows are exact but keep an entry per
+    request (600 per address a minute), and cost up to four times as much in the process.
+
+    When the counters do not answer (Redis down), requests are admitted uncounted: a rate
+    limit exists to keep the service up, and refusing everyone, or answering 500, would take
+    it down with Redis. Each outage is logged once, and every uncounted request counted in
+    `orderdesk_rate_limit_unchecked_total`.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        per_address: str,
+        per_identity: str,
+        registrations: str,
+        failed_auth: str,
+        metrics: CollectorRegistry | None = None,
+        where: str = "in this process",
+        connections: redis.ConnectionPool | None = None,
+    ) -> None:
+        self.storage = storage
+        self.limiter = FixedWindowRateLimiter(storage)
+        self.per_address = Budget.parse("address", per_address)
+        self.per_identity = Budget.parse("identity", per_identity)
+        self.registrations = Budget.parse("registration", registrations)
+        self.failed_auths = Budget.parse("failed_auth", failed_auth)
+        self.where = where
+        self._connections = connections
+        self._down = False
+        self._retry_at = 0.0
+        self._sweeper: asyncio.Task[None] | None = None
+        registry = metrics or CollectorRegistry()
+        self._refused = Counter(
+            "orderdesk_rate_limited",
+            "Requests refused by a rate limit, by budget (address, identity, registration, "
+            "failed_auth).",
+            ["budget"],
+            registry=registry,
+        )
+        self._unchecked = Counter(
+            "orderdesk_rate_limit_unchecked",
+            "Requests admitted uncounted because the rate limit counters did not answer.",
+            registry=registry,
+        )
+
+    async def open(self) -> None:
+        if isinstance(self.storage, LocalCounters):
+            self._sweeper = asyncio.create_task(self._sweep(self.storage))
+        elif not await self.storage.check():
+            self._store_failed("no answer to PING")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self._connections is not None:
+            await self._connections.aclose()
+
+    async def admit_address(self, address: str) -> float | None:
+        """Every HTTP request and every websocket connect, by client address."""
+        return await self._count(self.per_address, address, spend=True)
+
+    async def admit_identity(self, subject: str) -> float | None:
+        """Every request of a signed-in caller, by its subject."""
+        return await self._count(self.per_identity, subject, spend=True)
+
+    async def admit_registration(self, address: str) -> float | None:
+        """Each registerCustomer, by client address."""
+        return await self._count(self.registrations, address, spend=True)
+
+    async def failed_auth(self, address: str) -> float | None:
+        """Record one refused bearer token; the wait if that was one over the budget."""
+        return await self._count(self.failed_auths, address, spend=True)
+
+    async def auth_blocked(self, address: str) -> float | None:
+        """The wait if this address has used up its budget of refused tokens. Asked before
+        any token is verified, so a stranger guessing tokens is cut off, right or wrong."""
+        return await self._count(self.failed_auths, address, spend=False)
+
+    async def _count(self, budget: Budget, key: str, *, spend: bool) -> float | None:
+        if self._down and time.monotonic() < self._retry_at:
+            self._unchecked.inc()
+            return None
+        try:
+            wait = await (self._spend(budget, key) if spend else self._look(budget, key))
+        except (StorageError, OSError) as error:
+            self._store_failed(repr(getattr(error, "storage_error", error)))
+            self._unchecked.inc()
+            return None
+        if self._down:
+            self._down = False
+            logger.info("rate limits: the counters %s answer again", self.where)
+        if wait is not None:
+            self._refused.labels(budget.name).inc()
+        return wait
+
+    async def _spend(self, budget: Budget, key: str) -> float | None:
+        for item in budget.limits:
+            if not await self.limiter.hit(item, budget.name, key):
+                return await self._wait(item, budget, key)
+        return None
+
+    async def _look(self, budget: Budget, key: str) -> float | None:
+        for item in budget.limits:
+            if not await self.limiter.test(item, budget.name, key):
+                return await self._wait(item, budget, key)
+        return None
+
+    async def _wait(self, item: RateLimitItem, budget: Budget, key: str) -> float:
+        stats = await self.limiter.get_window_stats(item, budget.name, key)
+        return max(stats.reset_time - time.time(), SMALLEST_WAIT)
+
+    def _store_failed(self, error: str) -> None:
+        if not self._down:
+            logger.warning(
+                "rate limits: the counters %s do not answer (%s); requests are admitted "
+                "uncounted until they do",
+                self.where,
+                error,
+            )
+        self._down = True
+        self._retry_at = time.monotonic() + STORE_RETRY_INTERVAL
+
+    @staticmethod
+    async def _sweep(counters: LocalCounters) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            counters.sweep()
+
+
+def rate_limits_for(
+    settings: Settings, *, metrics: CollectorRegistry | None = None
+) -> RateLimits | None:
+    """The rate limits these settings ask for, or None when they are off.
+
+    Counted in Redis when rate_limit_url, or else broker_url, is a redis:// URL: every
+    process then spends the same budgets. Otherwise in the process, which is right for one
+    process; with N processes a client gets N times each budget.
+    """
+    if not settings.rate_limits:
+        return None
+    url = settings.rate_limit_url
+    if url is None and _is_redis(settings.broker_url):
+        url = settings.broker_url
+    storage: Storage
+    connections: redis.ConnectionPool | None = None
+    if url is None:
+        if not is_sqlite(settings.database_url):
+            # Not a warning: the budgets still hold, only multiplied, and may be right so.
+            logger.info(
+                "rate limits are counted in each process: with several processes on "
+                "PostgreSQL a client gets each budget once per process; "
+                "ORDERDESK_RATE_LIMIT_URL (redis://...) shares them"
+            )
+        storage, where = LocalCounters(), "in this process"
+    elif _is_redis(url):
+        connections = redis.ConnectionPool.from_url(
+            url, socket_timeout=STORE_TIMEOUT, socket_connect_timeout=STORE_TIMEOUT
+        )
+        # The pool is ours, not the storage's, so that `close` closes it (limits has no close).
+        options: dict[str, Any] = {"connection_pool": connections}
+        storage = RedisStorage(
+            f"async+{url}",
+            implementation="redispy",
+            wrap_exceptions=True,
+            key_prefix=REDIS_PREFIX,
+            **options,
+        )
+        parts = urlsplit(url)
+        where = f"in Redis at {parts.hostname}:{parts.port or 6379}{parts.path}"
+    else:
+        raise ValueError(f"ORDERDESK_RATE_LIMIT_URL must be a redis:// URL, not {url!r}")
+    return RateLimits(
+        storage,
+        per_address=settings.rate_limit_per_address,
+        per_identity=settings.rate_limit_per_identity,
+        registrations=settings.rate_limit_registrations,
+        failed_auth=settings.rate_limit_failed_auth,
+        metrics=metrics,
+        where=where,
+        connections=connections,
+    )
+
+
+def _is_redis(url: str | None) -> bool:
+    return url is not None and url.startswith(("redis://", "rediss://"))
+
+
+class RateLimitMiddleware:
+    """Spends the client address's budget on every HTTP request and websocket connect.
+
+    Over budget, an HTTP request is answered 429 with `Retry-After` and a GraphQL-shaped
+    error (`RATE_LIMITED`); a websocket is accepted and closed at once with 4429, since a
+    browser shows a websocket's close code but not the status of a refused handshake. The
+    budgets are the running service's (`app.state.services`, set by the lifespan); with
+    rate limits off, or no client address (a unix socket without a proxy), nothing is
+    counted. uvicorn has already put the trusted proxy's X-Forwarded-For in `client`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        services: Services = scope["app"].state.services
+        limits = services.rate_limits
+        client = scope.get("client")
+        wait = None
+        if limits is not None and client:
+            wait = await limits.admit_address(client[0])
+        if wait is None:
+            await self.app(scope, receive, send)
+        elif kind == "http":
+            await too_many_requests(wait)(scope, receive, send)
+        else:
+            await refuse_socket(WebSocket(scope, receive, send), wait)
+
+
+def too_many_requests(wait: float) -> JSONResponse:
+    seconds = whole_seconds(wait)
+    error = {
+        "message": f"Too many requests: retry after {seconds} s",
+        "extensions": {"code": "RATE_LIMITED", "retryAfter": seconds},
+    }
+    return JSONResponse({"errors": [error]}, status_code=429, headers={"Retry-After": str(seconds)})
+
+
+async def refuse_socket(socket: WebSocket, wait: float) -> None:
+    # With the client's own subprotocol: a browser fails a handshake answered without one,
+    # and would then never see the close code.
+    offered = socket.scope.get("subprotocols") or [None]
+    await socket.accept(subprotocol=offered[0])
+    await socket.close(
+        WEBSOCKET_RATE_LIMITED, f"Too many requests: retry after {whole_seconds(wait)} s"
+    )

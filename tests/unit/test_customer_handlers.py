@@ -1,0 +1,49 @@
+"""Registering customers through the real mediator and pipeline over in-memory fakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.errors import ValidationFailed
+from handlers.customers import RegisterCustomer
+from mediator import Mediator
+from tests.unit.fake_app import command_mediator
+from tests.unit.fakes import FakeStore
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def mediator(store: FakeStore) -> Mediator:
+    return command_mediator(store)
+
+
+async def test_a_customer_at_every_bound_registers(mediator: Mediator, store: FakeStore) -> None:
+    email = f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 57}.com"
+    assert len(email) == 254
+    await mediator.send(RegisterCustomer(name="N" * 200, email=email, idempotency_key="k" * 200))
+    assert store.customers["c1"].email == email
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "message"),
+    [
+        ({"name": "N" * 201}, "name", "at most 200 characters"),
+        ({"email": f"{'a' * 250}@example.com"}, "email", "at most 254 characters"),
+        ({"email": "a" * 1_000_000}, "email", "at most 254 characters"),
+        ({"email": "ada.example.com"}, "email", "not a valid email address"),
+        ({"idempotency_key": "k" * 201}, "idempotencyKey", "at most 200 characters"),
+    ],
+)
+async def test_an_overlong_field_is_refused_by_name_and_nothing_is_written(
+    mediator: Mediator, store: FakeStore, fields: dict[str, str], path: str, message: str
+) -> None:
+    command = RegisterCustomer(**{"name": "Ada", "email": "ada@example.com", **fields})
+    with pytest.raises(ValidationFailed) as refused:
+        await mediator.send(command)
+    assert [".".join(i.path) for i in refused.value.issues] == [path]
+    assert message in refused.value.issues[0].message
+    assert (store.events, store.commits) == ([], 0)
