@@ -107,10 +107,11 @@ from benchmarks.http import (  # noqa: E402
     stop,
     tail,
 )
-from domain.orders import MAX_LINES  # noqa: E402
 from handlers.access import Identity, Role  # noqa: E402
 from orderdesk.settings import Settings  # noqa: E402
 from orderdesk.tokens import Tokens  # noqa: E402
+from schema.cost import QueryCosts  # noqa: E402
+from schema.root import build_schema  # noqa: E402
 
 STORE = Store(products=2_000, customers=300, orders=1_000, lines_per_order=50)
 LOYAL_ORDERS = 40  # what `me { orders { customer { orders ... } } }` multiplies by itself
@@ -131,17 +132,16 @@ FORWARDED = "X-Forwarded-For"
 TRANSPORT_WS = Subprotocol("graphql-transport-ws")
 
 
-def default(name: str, fallback: float) -> float:
-    """A setting's default, or `fallback` where this checkout does not have the setting yet."""
-    setting = Settings.model_fields.get(name)
-    return fallback if setting is None else float(setting.default)
+def default(name: str) -> float:
+    """A setting's default: the attacked server runs with the defaults."""
+    return float(Settings.model_fields[name].default)
 
 
-MAX_QUERY_COST = int(default("max_query_cost", 50_000))
-MAX_BODY_BYTES = int(default("max_body_bytes", 1_000_000))
-MAX_SUBSCRIPTIONS = int(default("max_subscriptions_per_connection", 20))
-MAX_SOCKETS_PER_ADDRESS = int(default("max_sockets_per_address", 50))
-HEADER_TIMEOUT = default("header_timeout", 10.0)
+MAX_QUERY_COST = int(default("max_query_cost"))
+MAX_BODY_BYTES = int(default("max_body_bytes"))
+MAX_SUBSCRIPTIONS = int(default("max_subscriptions_per_connection"))
+MAX_SOCKETS_PER_ADDRESS = int(default("max_sockets_per_address"))
+HEADER_TIMEOUT = default("header_timeout")
 
 
 # ---------------------------------------------------------------- the documents
@@ -184,26 +184,12 @@ SEARCH = (
 ME = "{ me { id name } }"
 
 
+COSTS = QueryCosts(build_schema()._schema)
+
+
 def estimated_cost(query: str) -> int:
-    """The cost max_query_cost describes: one for each field, and a field's selections once
-    for each item its page size (`first`) or its list's bound allows."""
-    (operation,) = graphql.parse(query).definitions
-    assert isinstance(operation, graphql.OperationDefinitionNode)
-    return _selection_cost(operation.selection_set)
-
-
-def _selection_cost(selections: graphql.SelectionSetNode | None) -> int:
-    if selections is None:
-        return 0
-    total = 0
-    for selection in selections.selections:
-        assert isinstance(selection, graphql.FieldNode)
-        times = MAX_LINES if selection.name.value == "lines" else 1
-        for argument in selection.arguments or ():
-            if argument.name.value == "first" and isinstance(argument.value, graphql.IntValueNode):
-                times = int(argument.value.value)
-        total += 1 + times * _selection_cost(selection.selection_set)
-    return total
+    """The server's own estimate (schema/cost.py), which max_query_cost bounds."""
+    return COSTS.estimate(graphql.parse(query)).cost
 
 
 def heaviest_orders_query() -> tuple[str, int]:

@@ -27,19 +27,19 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from handlers.access import CLIENT_ADDRESS
+from handlers.rate_limit import RateLimited, whole_seconds
 from mediator import Context
 from orderdesk.bootstrap import Services
 from orderdesk.graphiql import PAGE as GRAPHIQL_PAGE
 from orderdesk.open_sockets import OpenSockets
 from orderdesk.operation_limits import (
     QueryTooLong,
-    TooManyRequests,
     TooManySockets,
     is_subscription,
     timed_out,
     too_large,
-    whole_seconds,
 )
+from orderdesk.rate_limits import too_many_requests
 from orderdesk.shared_subscriptions import SharedSubscriptions
 from orderdesk.tokens import Credential, InvalidToken
 from orderdesk.websocket_protocols import (
@@ -189,18 +189,18 @@ class GraphQLView(GraphQL[RequestContext, None]):
         if authorization is None or authorization == "":
             return
         if limits is not None and (wait := await limits.auth_blocked(address)) is not None:
-            raise TooManyRequests(wait)
+            raise RateLimited(wait)
         try:
             credential: Credential | None = services.tokens.from_header(authorization)
         except InvalidToken:
             if limits is not None and (wait := await limits.failed_auth(address)) is not None:
-                raise TooManyRequests(wait) from None
+                raise RateLimited(wait) from None
             raise
         if credential is None:
             return
         subject = credential.identity.subject
         if limits is not None and (wait := await limits.admit_identity(subject)) is not None:
-            raise TooManyRequests(wait)
+            raise RateLimited(wait)
         context.ctx.identity = credential.identity
         context.credential_expires_at = credential.expires_at
 
@@ -327,7 +327,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             response = _error_response(413, f"the request body exceeds {self.max_body_bytes} bytes")
         except QueryTooLong as error:
             response = _error_response(400, str(error), code=error.code, maxLength=error.limit)
-        except TooManyRequests as error:
+        except RateLimited as error:
             response = too_many_requests(error.retry_after)
         except HTTPException as error:
             response = _error_response(error.status_code, error.reason)
@@ -364,15 +364,6 @@ class GraphQLView(GraphQL[RequestContext, None]):
             return message
 
         return counting
-
-
-def too_many_requests(retry_after: float) -> Response:
-    seconds = whole_seconds(retry_after)
-    response = _error_response(
-        429, f"too many requests; retry after {seconds} s", code="RATE_LIMITED", retryAfter=seconds
-    )
-    response.headers["Retry-After"] = str(seconds)
-    return response
 
 
 def _error_response(

@@ -1,29 +1,14 @@
 """What bounds one operation, whichever transport carries it: the length of its text, its
-running time, the size of its answer, and the rate limits' refusal."""
+running time, the size of its answer, and the sockets one caller may hold."""
 
 from __future__ import annotations
-
-import math
 
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from strawberry.types import ExecutionResult
 
 
-class TooManyRequests(Exception):
-    """Refused by a rate limit; retry after `retry_after` seconds."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many requests; retry after {whole_seconds(retry_after)} s")
-        self.retry_after = retry_after
-
-
 class TooManySockets(Exception):
     """The caller holds as many websockets as it may."""
-
-
-def whole_seconds(seconds: float) -> int:
-    """Retry-After is whole seconds, and 0 would invite an immediate retry."""
-    return max(1, math.ceil(seconds))
 
 
 class QueryTooLong(Exception):

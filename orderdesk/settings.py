@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     max_aliases: int = 30
     max_tokens: int = 2_000
     max_body_bytes: int = Field(
-        1_000_000, gt=0, description="The largest HTTP body, and the largest websocket message."
+        100_000,
+        gt=0,
+        description="The largest HTTP body, and the largest websocket message: an order of "
+        "50 lines is some 6 kB, a query at most max_query_length.",
     )
     max_query_length: int = Field(
         20_000,
@@ -106,7 +109,7 @@ class Settings(BaseSettings):
         "false: staff only.",
     )
     max_query_cost: int = Field(
-        50_000,
+        20_000,
         gt=0,
         description="Refuse a document whose estimated cost (fields, times page sizes and "
         "list bounds) is above this, before executing it (QUERY_TOO_COMPLEX).",
@@ -137,10 +140,10 @@ class Settings(BaseSettings):
         "broker's Redis if broker_url is one, else in the process.",
     )
     rate_limit_per_address: str = Field(
-        "600/minute;50/second", description="Requests and websocket connects per client address."
+        "600/minute;20/second", description="Requests and websocket connects per client address."
     )
     rate_limit_per_identity: str = Field(
-        "1200/minute;50/second", description="Requests per signed-in caller."
+        "1200/minute;20/second", description="Requests per signed-in caller."
     )
     rate_limit_registrations: str = Field(
         "20/minute", description="registerCustomer calls per client address."

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast, parse
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -46,10 +46,10 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     StopMessage,
 )
 
+from handlers.rate_limit import RateLimited, whole_seconds
 from orderdesk.open_sockets import OpenSockets
 from orderdesk.operation_limits import (
     QueryTooLong,
-    TooManyRequests,
     TooManySockets,
     operation_type,
     timed_out,
@@ -185,6 +185,21 @@ class _BoundedSends:
         if self._expiry is not None:
             self._expiry.cancel()
 
+    async def _over_budget(self) -> str | None:
+        """Why this operation may not start, if the address or the caller has spent its
+        rate budget: an operation over a socket spends what a request would, or opening one
+        socket and subscribing in a loop would be a way around the limits."""
+        limits = self.context.request.app.state.services.rate_limits
+        if limits is None:
+            return None
+        wait = None
+        if self._address is not None:
+            wait = await limits.admit_address(self._address)
+        subject = getattr(self.context, "socket_subject", None)
+        if wait is None and subject is not None:
+            wait = await limits.admit_identity(subject)
+        return None if wait is None else f"Too many requests: retry after {whole_seconds(wait)} s"
+
     def _expired(self) -> bool:
         expires_at = getattr(self.context, "credential_expires_at", None)
         return expires_at is not None and time.time() >= expires_at
@@ -236,6 +251,11 @@ class _BoundedSends:
             raise self._gone() from None
         except (WebSocketDisconnected, WebSocketDisconnect, OSError):
             raise self._gone() from None
+        except RuntimeError:
+            # Starlette's word for a send after the close: the socket is gone all the same.
+            if self.websocket.ws.application_state is not WebSocketState.DISCONNECTED:
+                raise
+            raise self._gone() from None
 
     def _abort(self) -> None:
         abort = self.websocket.ws.scope.get(ABORT)
@@ -276,7 +296,7 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
             await super().handle_connection_init(message)
-        except (TooManyRequests, TooManySockets) as refused:
+        except (RateLimited, TooManySockets) as refused:
             await self._close(TOO_MANY_CODE, str(refused))
             return
         if self.connection_acknowledged and self._pinger is None:
@@ -302,6 +322,9 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
         # client gets a bare complete.
         if self.connection_acknowledged and self._expired():
             await self._end_expired()
+            return
+        if self.connection_acknowledged and (refusal := await self._over_budget()):
+            await self._close(TOO_MANY_CODE, refusal)
             return
         if self.connection_acknowledged and message["id"] not in self.operations:
             if (too_long := self._too_long(message)) is not None:
@@ -453,7 +476,7 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
             self._init_timeout.cancel()
         try:
             await super().handle_connection_init(message)
-        except (TooManyRequests, TooManySockets) as refused:
+        except (RateLimited, TooManySockets) as refused:
             await self._refuse(TOO_MANY_CODE, str(refused))
             return
         if self.connection_acknowledged:
@@ -498,6 +521,9 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
     async def handle_start(self, message: StartMessage) -> None:
         if self._expired():
             await self._end_expired()
+            return
+        if refusal := await self._over_budget():
+            await self._refuse(TOO_MANY_CODE, refusal)
             return
         if (too_long := self._too_long(message)) is not None:
             await self.send_message(

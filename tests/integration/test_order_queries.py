@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from handlers.paging import encode_cursor
+from orderdesk.settings import Settings
 from tests.graphql_client import JSON, GraphQLClient
 from tests.read_side import (
     CANCEL_ORDER,
@@ -300,6 +301,13 @@ NESTED_CUSTOMERS = """query($first: Int!) {
 }"""
 # customers, Customer.orders, Order.lines, OrderLine.product
 NESTED_CUSTOMERS_LEVELS = 4
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Pages of 100 with every line are beyond the default cost limit, and what these tests
+    # count is statements, not cost.
+    return settings.model_copy(update={"max_query_cost": 200_000})
 
 
 async def test_nested_queries_cost_the_same_statements_for_1_10_and_100_rows(

@@ -16,7 +16,7 @@ from tests.read_side import REGISTER, StatementLog, create_product, place_order,
 from tests.served import Served, serve
 from tests.ws_client import open_socket
 
-LIMIT = 50_000  # Settings.max_query_cost's default
+LIMIT = Settings.model_fields["max_query_cost"].default
 
 LINES = "orders(first: 100) { edges { node { lines { productName } } } }"
 ONE_AMPLIFIER = f"me {{ orders(first: 100) {{ edges {{ node {{ customer {{ {LINES} }} }} }} }} }}"

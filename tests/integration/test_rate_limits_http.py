@@ -129,6 +129,28 @@ async def test_a_websocket_over_the_address_budget_is_closed_with_4429(
             assert_rate_limited(await client.anonymous().post(TYPENAME))
 
 
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_operations_over_one_socket_spend_the_address_budget(
+    settings: Settings, protocol: Subprotocol
+) -> None:
+    # One socket subscribing in a loop must not be a way around the budget per request.
+    with serve(limited(settings, rate_limit_per_address="4/minute")) as served:
+        async with open_socket(served.ws_url, protocol) as socket:
+            await socket.init(None)
+            for n in range(3):
+                await socket.subscribe(str(n), TYPENAME)
+                assert (await socket.receive())["payload"] == {"data": {"__typename": "Query"}}
+                assert await socket.receive() == {"type": "complete", "id": str(n)}
+            await socket.subscribe("over", TYPENAME)
+            if socket.legacy:
+                refusal = await socket.receive()
+                assert refusal["type"] == "connection_error"
+                assert "retry after" in refusal["payload"]["message"]
+            code, reason = await socket.closed()
+            assert code == 4429
+            assert "retry after" in reason
+
+
 # ---------------------------------------------------------------- counters in Redis
 
 
@@ -192,7 +214,7 @@ async def test_requests_are_admitted_when_the_counters_do_not_answer(settings: S
 class TestBudgetsTheViewSpends:
     """The budgets per caller, for refused tokens and for registrations, which the HTTP view
     spends in its context (admit_identity, auth_blocked, failed_auth, CLIENT_ADDRESS) and
-    turns into 429: these pass once the view does so."""
+    turns into 429."""
 
     async def test_a_signed_in_caller_over_its_budget_is_answered_429(
         self, settings: Settings

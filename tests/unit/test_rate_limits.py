@@ -139,7 +139,7 @@ def test_rate_limits_are_on_by_default_with_a_shops_budgets(
     assert limits is not None
     assert isinstance(limits.storage, LocalCounters)
     per_address = [(i.amount, i.get_expiry()) for i in limits.per_address.limits]
-    assert per_address == [(50, 1), (600, 60)]
+    assert per_address == [(20, 1), (600, 60)]
     assert [(i.amount, i.get_expiry()) for i in limits.registrations.limits] == [(20, 60)]
     assert [(i.amount, i.get_expiry()) for i in limits.failed_auths.limits] == [(10, 60)]
 
