@@ -29,6 +29,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from handlers.access import CLIENT_ADDRESS
 from handlers.rate_limit import RateLimited, whole_seconds
 from mediator import Context
+from orderdesk import request_json
 from orderdesk.bootstrap import Services
 from orderdesk.graphiql import PAGE as GRAPHIQL_PAGE
 from orderdesk.open_sockets import OpenSockets
@@ -89,11 +90,6 @@ def wants_graphql_response(request: Request) -> bool:
     return GRAPHQL_RESPONSE in request.headers.get("accept", "")
 
 
-MAX_JSON_DEPTH = 32
-"""Deeper than any input of the schema (an order's line is four levels down); a body nested
-5,000 deep would otherwise overflow the recursion of the JSON parser or of coercion."""
-
-
 class _BodyTooLarge(Exception):
     pass
 
@@ -102,34 +98,6 @@ def client_address(scope: Mapping[str, Any]) -> str:
     """The peer's address, which uvicorn has already taken from a trusted proxy's header."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
-
-
-def nesting_depth(value: object, limit: int) -> int:
-    """How deep `value` nests, counting no further than `limit` + 1 (iterative: a
-    recursive walk is what a deep document attacks)."""
-    deepest = 0
-    todo: list[tuple[object, int]] = [(value, 1)]
-    while todo:
-        item, depth = todo.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return deepest
-            children = item.values() if isinstance(item, dict) else item
-            todo.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-class _RefusedJSON(json.JSONDecodeError):
-    """Bad JSON of any kind, raised as the error Strawberry already answers for: HTTP 400,
-    and on websockets the protocol's answer to a message that is not JSON."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, "", 0)
-        self.msg = message
-
-    def __str__(self) -> str:
-        return self.msg
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
@@ -229,20 +197,11 @@ class GraphQLView(GraphQL[RequestContext, None]):
         return acknowledged
 
     def decode_json(self, data: str | bytes) -> object:
-        """JSON from a body or a websocket message, refused (as bad JSON) when it is too
-        long, not UTF-8 or nested deeper than any input can be."""
-        if len(data) > self.max_body_bytes:
-            raise _RefusedJSON(f"the message exceeds {self.max_body_bytes} bytes")
-        try:
-            text = data.decode("utf-8") if isinstance(data, bytes) else data
-            value = json.loads(text)
-        except UnicodeDecodeError:
-            raise _RefusedJSON("the body is not UTF-8") from None
-        except RecursionError:
-            raise _RefusedJSON(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-        if nesting_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-            raise _RefusedJSON(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        return value
+        """JSON from a body or a websocket message, within what any request may hold
+        (orderdesk/request_json.py); a string as long as a query is already generous."""
+        return request_json.decode(
+            data, max_bytes=self.max_body_bytes, max_string=self.max_query_length
+        )
 
     def parse_json(self, data: str | bytes) -> Any:
         try:

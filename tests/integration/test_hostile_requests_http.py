@@ -24,6 +24,7 @@ from tests.served import Served, serve
 
 JSON_BODY = {"content-type": "application/json"}
 STAFF = Identity("staff-1", Role.STAFF)
+SEARCH = "query($search: String) { products(search: $search) { totalCount } }"
 
 
 def _nested(depth: int) -> bytes:
@@ -44,6 +45,11 @@ def _nested(depth: int) -> bytes:
         (_nested(40), 400, "nested deeper than"),
         (b'{"query": "subscription { productEvents { position } }"}', 400, "websockets"),
         (json.dumps({"query": "#" + "x" * 30_000 + "\n{ __typename }"}).encode(), 400, "exceeds"),
+        (
+            json.dumps({"query": SEARCH, "variables": {"search": "x" * 20_001}}).encode(),
+            400,
+            "a string in the request exceeds 20000 characters",
+        ),
     ],
 )
 async def test_a_malformed_request_is_a_4xx_with_a_code_and_no_traceback(

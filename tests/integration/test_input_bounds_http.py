@@ -138,11 +138,11 @@ async def test_a_number_is_no_decimal_as_a_variable(client: GraphQLClient, numbe
     assert await client.event_count() == events
 
 
-async def test_a_decimal_of_fifty_thousand_digits_is_refused_at_once(
+async def test_a_decimal_of_fifteen_thousand_digits_is_refused_at_once(
     client: GraphQLClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    huge = "1" + "0" * 50_000
+    huge = "1" + "0" * 15_000
     response = await client.post(CREATE, {"input": {"sku": "ANV-1", "name": "A", "price": huge}})
     error = user_input_error(response.json())
     assert len(error["message"]) < 300
@@ -181,7 +181,7 @@ async def test_a_long_search_is_bad_user_input_and_leaves_no_traceback(
     client: GraphQLClient, caplog: pytest.LogCaptureFixture, query: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    for search in ("%" * 50_000, "a" * 50_000, "a" * 201, "an\x00vil"):
+    for search in ("%" * 15_000, "a" * 15_000, "a" * 201, "an\x00vil"):
         error = user_input_error((await client.post(query, {"search": search})).json())
         assert [f["path"] for f in error["extensions"]["fields"]] == [["search"]]
     assert faults(caplog) == []
@@ -212,7 +212,7 @@ async def test_a_huge_malformed_or_nul_cursor_is_bad_user_input_in_every_list(
         encode_cursor("customers.NAME", ["Ada\x00", "x"]),
         encode_cursor("orders.TOTAL_DESC", ["1.00", "o\x001"]),
     ]
-    for cursor in ("A" * 50_000, "\u00e9" * 100, "%%%", *nul):
+    for cursor in ("A" * 15_000, "\u00e9" * 100, "%%%", *nul):
         for query, variables in lists:
             response = await client.post(query, {**variables, "after": cursor})
             [error] = response.json()["errors"]
@@ -236,7 +236,7 @@ async def test_an_overlong_product_field_is_a_validation_error_that_changes_noth
 ) -> None:
     id_ = await product_id(client)
     events = await client.event_count()
-    for over in (longest + 1, 50_000):
+    for over in (longest + 1, 15_000):
         too_long = "A" * over
         created = (await client.execute(CREATE, {"input": {**PRODUCT_FIELDS, field: too_long}}))[
             "createProduct"
@@ -254,11 +254,11 @@ async def test_an_overlong_product_field_is_a_validation_error_that_changes_noth
     ("field", "value", "path"),
     [
         ("name", "N" * 201, "name"),
-        ("name", "N" * 50_000, "name"),
+        ("name", "N" * 15_000, "name"),
         ("email", f"{'a' * 243}@example.com", "email"),
-        ("email", "a" * 50_000 + "@example.com", "email"),
+        ("email", "a" * 15_000 + "@example.com", "email"),
         ("idempotencyKey", "k" * 201, "idempotencyKey"),
-        ("idempotencyKey", "k" * 50_000, "idempotencyKey"),
+        ("idempotencyKey", "k" * 15_000, "idempotencyKey"),
     ],
 )
 async def test_an_overlong_registration_field_is_a_validation_error_that_changes_nothing(
@@ -286,7 +286,7 @@ async def test_an_overlong_registration_field_is_a_validation_error_that_changes
             ["shippingAddress", "postalCode"],
         ),
         (
-            {"shippingAddress": {**ADDRESS, "country": "U" * 50_000}},
+            {"shippingAddress": {**ADDRESS, "country": "U" * 15_000}},
             ["shippingAddress", "country"],
         ),
         ({"specialInstructions": "i" * 2_001}, ["specialInstructions"]),

@@ -309,7 +309,7 @@ async def test_forged_cursors_are_bad_user_input(
 
 
 async def test_an_overlong_or_deeply_nested_cursor_is_bad_user_input(client: GraphQLClient) -> None:
-    deep = base64.urlsafe_b64encode(b"[" * 50_000).decode()
+    deep = base64.urlsafe_b64encode(b"[" * 12_000).decode()
     for after in (deep, "A" * 5_000):
         response = await client.post(PRODUCTS, {"first": 1, "after": after, "sort": "NEWEST"})
         assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
