@@ -11,18 +11,18 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType
+from graphql import parse as parse_document
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -34,17 +34,19 @@ from orderdesk.bootstrap import Services
 from orderdesk.graphiql import PAGE as GRAPHIQL_PAGE
 from orderdesk.open_sockets import OpenSockets
 from orderdesk.operation_limits import (
+    Parse,
     QueryTooLong,
     TooManySockets,
-    is_subscription,
+    operation_type,
     timed_out,
     too_large,
 )
-from orderdesk.rate_limits import too_many_requests
+from orderdesk.rate_limits import client_address, too_many_requests
 from orderdesk.shared_subscriptions import SharedSubscriptions
 from orderdesk.tokens import Credential, InvalidToken
 from orderdesk.websocket_protocols import (
     ABORT,
+    BoundedCloseAdapter,
     GraphQLTransportWSHandler,
     GraphQLWSHandler,
     SocketLimits,
@@ -54,6 +56,7 @@ from schema.context import Loaders, RequestContext
 from schema.errors import finish_errors
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+SUBSCRIPTION = OperationType.SUBSCRIPTION
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -94,15 +97,10 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def client_address(scope: Mapping[str, Any]) -> str:
-    """The peer's address, which uvicorn has already taken from a trusted proxy's header."""
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
 class GraphQLView(GraphQL[RequestContext, None]):
     graphql_transport_ws_handler_class = GraphQLTransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
+    websocket_adapter_class = BoundedCloseAdapter
 
     def __init__(
         self,
@@ -117,6 +115,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # The schema's own parser where it has one (bounded and cached; schema/root.py).
+        self.parse: Parse = getattr(self.schema, "parse", parse_document)
         self.max_body_bytes = max_body_bytes
         self.max_query_length = max_query_length
         self.max_response_bytes = max_response_bytes
@@ -128,7 +128,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
         services: Services = request.app.state.services
         ctx = Context(correlation_id=request_id(request.headers))
-        ctx.set(CLIENT_ADDRESS, client_address(request.scope))
+        address = client_address(request.scope)
+        if address is not None:
+            ctx.set(CLIENT_ADDRESS, address)
         context = RequestContext(
             mediator=services.mediator,
             ctx=ctx,
@@ -153,15 +155,24 @@ class GraphQLView(GraphQL[RequestContext, None]):
         """
         services: Services = context.request.app.state.services
         limits = services.rate_limits
-        address = context.ctx.get(CLIENT_ADDRESS)
-        if authorization is None or authorization == "":
+        if not authorization:
             return
-        if limits is not None and (wait := await limits.auth_blocked(address)) is not None:
+        # Without an address (a unix socket) there is nothing to count failures by.
+        address = context.ctx.find(CLIENT_ADDRESS)
+        if (
+            limits is not None
+            and address is not None
+            and (wait := await limits.auth_blocked(address)) is not None
+        ):
             raise RateLimited(wait)
         try:
             credential: Credential | None = services.tokens.from_header(authorization)
         except InvalidToken:
-            if limits is not None and (wait := await limits.failed_auth(address)) is not None:
+            if (
+                limits is not None
+                and address is not None
+                and (wait := await limits.failed_auth(address)) is not None
+            ):
                 raise RateLimited(wait) from None
             raise
         if credential is None:
@@ -222,19 +233,32 @@ class GraphQLView(GraphQL[RequestContext, None]):
         parsed: dict[str, Any] = super().parse_query_params(params)
         return parsed
 
-    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: RequestContext,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
         """Strawberry's, with a deadline; and a subscription over HTTP is the caller's
         mistake (they are served over websockets), not the server's."""
-        request_data = kwargs.get("request_data")
         query = getattr(request_data, "query", None)
-        operation_name = getattr(request_data, "operation_name", None)
-        if isinstance(query, str) and is_subscription(query, operation_name):
-            raise HTTPException(
-                400, "subscriptions are served over websockets at this path (graphql-transport-ws)"
-            )
+        # The substring test is the cheap answer for nearly every request; the parse is the
+        # schema's own, bounded and cached, which execution then finds done.
+        if isinstance(query, str) and "subscription" in query:
+            operation_name = getattr(request_data, "operation_name", None)
+            if operation_type(self.parse, query, operation_name) is SUBSCRIPTION:
+                raise HTTPException(
+                    400,
+                    "subscriptions are served over websockets at this path (graphql-transport-ws)",
+                )
         try:
             async with asyncio.timeout(self.execution_timeout):
-                return await super().execute_operation(*args, **kwargs)
+                return await super().execute_operation(
+                    request, request_adapter, request_data, context, root_value, sub_response
+                )
         except TimeoutError:
             return timed_out(self.execution_timeout)
 

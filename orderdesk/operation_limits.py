@@ -3,7 +3,9 @@ running time, the size of its answer, and the sockets one caller may hold."""
 
 from __future__ import annotations
 
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from collections.abc import Callable
+
+from graphql import DocumentNode, GraphQLError, OperationType, get_operation_ast
 from strawberry.types import ExecutionResult
 
 
@@ -22,23 +24,19 @@ class QueryTooLong(Exception):
         return GraphQLError(str(self), extensions={"code": self.code, "maxLength": self.limit})
 
 
-def operation_type(query: str, operation_name: str | None) -> OperationType | None:
+Parse = Callable[[str], DocumentNode]
+
+
+def operation_type(parse: Parse, query: str, operation_name: str | None) -> OperationType | None:
     """What the document's chosen operation is; None if it does not parse or names no
-    operation (execution then reports that as it always does)."""
+    operation (execution then reports that as it always does). `parse` is the schema's,
+    which bounds and caches it."""
     try:
-        document = parse(query, no_location=True)
+        document = parse(query)
     except GraphQLError:
         return None
     operation = get_operation_ast(document, operation_name)
     return None if operation is None else operation.operation
-
-
-def is_subscription(query: str, operation_name: str | None) -> bool:
-    # The substring test is the cheap answer for nearly every request.
-    return (
-        "subscription" in query
-        and operation_type(query, operation_name) is OperationType.SUBSCRIPTION
-    )
 
 
 def timed_out(seconds: float) -> ExecutionResult:

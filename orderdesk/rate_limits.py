@@ -309,10 +309,10 @@ class RateLimitMiddleware:
             return
         services: Services = scope["app"].state.services
         limits = services.rate_limits
-        client = scope.get("client")
+        address = client_address(scope)
         wait = None
-        if limits is not None and client:
-            wait = await limits.admit_address(client[0])
+        if limits is not None and address is not None:
+            wait = await limits.admit_address(address)
         if wait is None:
             await self.app(scope, receive, send)
         elif kind == "http":
@@ -321,10 +321,22 @@ class RateLimitMiddleware:
             await refuse_socket(WebSocket(scope, receive, send), wait)
 
 
+def client_address(scope: Scope) -> str | None:
+    """The peer's address (uvicorn has already taken a trusted proxy's X-Forwarded-For),
+    or None where the server cannot tell (a unix socket): then no budget or cap per address
+    counts it, rather than lumping every such client into one."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def refusal_reason(wait: float) -> str:
+    return f"Too many requests: retry after {whole_seconds(wait)} s"
+
+
 def too_many_requests(wait: float) -> JSONResponse:
     seconds = whole_seconds(wait)
     error = {
-        "message": f"Too many requests: retry after {seconds} s",
+        "message": refusal_reason(wait),
         "extensions": {"code": "RATE_LIMITED", "retryAfter": seconds},
     }
     return JSONResponse({"errors": [error]}, status_code=429, headers={"Retry-After": str(seconds)})
@@ -335,6 +347,4 @@ async def refuse_socket(socket: WebSocket, wait: float) -> None:
     # and would then never see the close code.
     offered = socket.scope.get("subprotocols") or [None]
     await socket.accept(subprotocol=offered[0])
-    await socket.close(
-        WEBSOCKET_RATE_LIMITED, f"Too many requests: retry after {whole_seconds(wait)} s"
-    )
+    await socket.close(WEBSOCKET_RATE_LIMITED, refusal_reason(wait))

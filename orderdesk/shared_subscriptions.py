@@ -22,20 +22,20 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
 from graphql import (
-    DocumentNode,
     FieldNode,
     GraphQLError,
     GraphQLSyntaxError,
     OperationType,
     get_operation_ast,
-    parse,
 )
+from graphql import parse as parse_document
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
+
+from orderdesk.operation_limits import Parse
 
 logger = logging.getLogger("orderdesk.subscriptions")
 
@@ -50,18 +50,11 @@ class Frame:
     position: str | None = None
 
 
-@lru_cache(maxsize=256)
-def _document(query: str) -> DocumentNode | None:
-    try:
-        return parse(query, no_location=True)
-    except GraphQLSyntaxError:
-        return None
-
-
-def _shareable(query: str, operation_name: str | None) -> bool:
+def _shareable(parse: Parse, query: str, operation_name: str | None) -> bool:
     """A subscription whose root fields take no `after` cursor."""
-    document = _document(query)
-    if document is None:
+    try:
+        document = parse(query)
+    except GraphQLSyntaxError:
         return False
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
@@ -102,8 +95,10 @@ class _Group:
 
 
 class SharedSubscriptions:
-    def __init__(self, *, queue_size: int) -> None:
+    def __init__(self, *, queue_size: int, parse: Parse = parse_document) -> None:
+        """`parse` is the schema's where it has one: bounded by the token limit and cached."""
         self.queue_size = queue_size
+        self._parse = parse
         self._groups: dict[Hashable, _Group] = {}
 
     def key(
@@ -114,7 +109,7 @@ class SharedSubscriptions:
         caller: object,
     ) -> Hashable | None:
         """The group a subscription belongs to, or None if it must run on its own."""
-        if not _shareable(query, operation_name):
+        if not _shareable(self._parse, query, operation_name):
             return None
         try:
             canonical = json.dumps(variables or {}, sort_keys=True)

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast, parse
+from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast
 from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -46,7 +47,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     StopMessage,
 )
 
-from handlers.rate_limit import RateLimited, whole_seconds
+from handlers.rate_limit import RateLimited
 from orderdesk.open_sockets import OpenSockets
 from orderdesk.operation_limits import (
     QueryTooLong,
@@ -55,6 +56,7 @@ from orderdesk.operation_limits import (
     timed_out,
     too_large,
 )
+from orderdesk.rate_limits import WEBSOCKET_RATE_LIMITED, client_address, refusal_reason
 from orderdesk.shared_subscriptions import Frame, SharedSubscriptions
 
 logger = logging.getLogger("orderdesk.websocket")
@@ -68,7 +70,9 @@ PONG_TIMEOUT_CODE = 1011
 EXPIRED_CODE = 4403
 """The close code for a socket whose token expired: graphql-transport-ws's Forbidden."""
 
-TOO_MANY_CODE = 4429
+SUBSCRIPTION = OperationType.SUBSCRIPTION
+
+TOO_MANY_CODE = WEBSOCKET_RATE_LIMITED
 """The close code for a socket over a rate limit or a cap on open sockets."""
 
 
@@ -78,6 +82,29 @@ class SocketLimits:
     ping_interval: float
     pong_timeout: float
     send_timeout: float
+
+
+MAX_OPERATION_ID = 128
+"""Characters an operation id may take: clients number their operations."""
+
+MAX_CLOSE_REASON = 123
+"""Bytes a close frame's reason may take (RFC 6455); a longer one fails the close itself."""
+
+
+def close_reason(reason: str) -> str:
+    """`reason` cut to what a close frame carries, on a character boundary."""
+    encoded = reason.encode()
+    if len(encoded) <= MAX_CLOSE_REASON:
+        return reason
+    return encoded[: MAX_CLOSE_REASON - 3].decode(errors="ignore") + "..."
+
+
+class BoundedCloseAdapter(ASGIWebSocketAdapter):
+    """Strawberry's websocket adapter, with close reasons cut to fit: a syntax error's
+    message, which quotes the client's document, may be any length."""
+
+    async def close(self, code: int, reason: str) -> None:
+        await super().close(code, close_reason(reason))
 
 
 def _limits_of(view: object) -> SocketLimits:
@@ -95,11 +122,15 @@ def malformed(message: object, *, start: str) -> str | None:
     """
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         return "Failed to parse message"
+    identifier = message.get("id", "")
+    if not isinstance(identifier, str) or len(identifier) > MAX_OPERATION_ID:
+        # The socket keeps an id as long as its operation runs.
+        return "Failed to parse message"
     if message["type"] != start:
-        return None if isinstance(message.get("id", ""), str) else "Failed to parse message"
+        return None
     payload = message.get("payload")
     well_formed = (
-        isinstance(message.get("id"), str)
+        "id" in message
         and isinstance(payload, dict)
         and isinstance(payload.get("query"), str)
         and isinstance(payload.get("variables") or {}, dict)
@@ -166,8 +197,9 @@ class _BoundedSends:
         return sockets
 
     def _take_address(self) -> bool:
-        client = self.websocket.ws.scope.get("client")
-        address = str(client[0]) if client else "unknown"
+        address = client_address(self.websocket.ws.scope)
+        if address is None:
+            return True
         if not self._open_sockets.open_for_address(address):
             return False
         self._address = address
@@ -198,7 +230,7 @@ class _BoundedSends:
         subject = getattr(self.context, "socket_subject", None)
         if wait is None and subject is not None:
             wait = await limits.admit_identity(subject)
-        return None if wait is None else f"Too many requests: retry after {whole_seconds(wait)} s"
+        return None if wait is None else refusal_reason(wait)
 
     def _expired(self) -> bool:
         expires_at = getattr(self.context, "credential_expires_at", None)
@@ -224,10 +256,11 @@ class _BoundedSends:
             self._abort()
 
     def _bounded_payload(self, message: Any) -> str:
-        """The message as JSON, its payload replaced by RESPONSE_TOO_LARGE if too big."""
+        """The message as JSON; a result (`next`, `data`) too big has RESPONSE_TOO_LARGE for
+        its payload instead. Other messages are the server's own and small."""
         text: str = json.dumps(message, separators=(",", ":"))
         limit = self.view.max_response_bytes
-        if len(text) > limit and isinstance(message, dict) and "payload" in message:
+        if len(text) > limit and message.get("type") in ("next", "data"):
             return json.dumps({**message, "payload": too_large(len(text), limit)})
         return text
 
@@ -337,13 +370,20 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
                 return
             query = message["payload"]["query"]
             try:
-                document = parse(query, no_location=True)
+                # The schema's parse: bounded by the token limit, and cached for execution.
+                document = self.view.parse(query)
             except GraphQLSyntaxError as error:
                 await self.handle_invalid_message(error.message)
                 return
             operation = get_operation_ast(document, message["payload"].get("operationName"))
-            if operation is not None and operation.operation is not OperationType.SUBSCRIPTION:
+            if operation is not None and operation.operation is not SUBSCRIPTION:
                 self._one_shot.add(message["id"])
+            await super().handle_subscribe(message)
+            if message["id"] not in self.operations:
+                # Refused (over the subscriptions cap) or already over: a later operation
+                # under this id must not inherit the mark.
+                self._one_shot.discard(message["id"])
+            return
         await super().handle_subscribe(message)
 
     async def send_message(self, message: Message) -> None:
@@ -456,6 +496,7 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
         self.limits = _limits_of(self.view)
         self._init_timeout: asyncio.Task[None] | None = None
         self._completed: set[str] = set()
+        self._stopping: set[str] = set()
 
     async def handle(self) -> None:
         self.socket_task = asyncio.current_task()
@@ -472,6 +513,11 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
                 await self._init_timeout
 
     async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        if self.connection_acknowledged:
+            # Strawberry's legacy handler would take it again: another identity for the
+            # socket, another count against the caller's cap, another keep-alive loop.
+            await self._refuse(TOO_MANY_CODE, "Too many initialisation requests")
+            return
         if self._init_timeout is not None:
             self._init_timeout.cancel()
         try:
@@ -543,10 +589,17 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
         variables: dict[str, object] | None,
     ) -> None:
         _start_operation(self.context)
-        if operation_type(query, operation_name) in (OperationType.QUERY, OperationType.MUTATION):
-            await self._execute(operation_id, query, operation_name, variables)
-            return
-        await super().handle_async_results(operation_id, query, operation_name, variables)
+        kind = operation_type(self.view.parse, query, operation_name)
+        try:
+            if kind is not None and kind is not SUBSCRIPTION:
+                await self._execute(operation_id, query, operation_name, variables)
+            else:
+                await super().handle_async_results(operation_id, query, operation_name, variables)
+        finally:
+            # What a stop being handled still needs to know; otherwise the set would keep
+            # every id the socket ever completed.
+            if operation_id not in self._stopping:
+                self._completed.discard(operation_id)
 
     async def _execute(
         self,
@@ -579,9 +632,14 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
         # cancelled before it first ran never answers, and the client waits for nothing.
         operation_id = message["id"]
         known = operation_id in self.tasks
-        await super().handle_stop(message)
+        self._stopping.add(operation_id)
+        try:
+            await super().handle_stop(message)
+        finally:
+            self._stopping.discard(operation_id)
         if known and operation_id not in self._completed:
             await self.send_message({"type": "complete", "id": operation_id})
+        self._completed.discard(operation_id)
 
     async def _close_unless_initialised(self) -> None:
         await asyncio.sleep(self.limits.init_timeout)

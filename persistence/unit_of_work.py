@@ -8,6 +8,7 @@ stored in the same transaction.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
@@ -70,8 +71,15 @@ class SqlUnitOfWork:
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
-        self._connection = await self._engine.connect()
-        await self._connection.begin()
+        connection = await self._engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            # __aexit__ never runs for a failed __aenter__: a begin that waited out the
+            # lock or was cancelled by the operation's deadline must give its connection back.
+            await asyncio.shield(connection.close())
+            raise
+        self._connection = connection
         products = SqlProductRepository(self._connection)
         customers = SqlCustomerRepository(self._connection)
         orders = SqlOrderRepository(self._connection)
@@ -89,12 +97,10 @@ class SqlUnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         connection = self._require_connection()
-        try:
-            if connection.in_transaction():
-                await connection.rollback()
-        finally:
-            await connection.close()
-            self._connection = None
+        self._connection = None
+        # Shielded: a second cancellation (the deadline, then shutdown) must not leave the
+        # transaction open or the connection checked out.
+        await asyncio.shield(_release(connection))
 
     async def commit(self) -> int:
         connection = self._require_connection()
@@ -139,3 +145,11 @@ class SqlUnitOfWork:
         if self._connection is None:
             raise RuntimeError("use the unit of work inside `async with`")
         return self._connection
+
+
+async def _release(connection: AsyncConnection) -> None:
+    try:
+        if connection.in_transaction():
+            await connection.rollback()
+    finally:
+        await connection.close()

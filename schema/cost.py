@@ -285,8 +285,8 @@ def chosen_operation(document: DocumentNode, name: str | None) -> OperationDefin
 
 
 def _page_size(node: FieldNode, default: int, walk: _Walk) -> int:
-    """`first` as this request gives it; a value that is not an int is refused when the
-    variables are coerced, so it costs what the default would."""
+    """`first` as this request gives it, as graphql-core will coerce it; any other value is
+    refused when the variables are coerced, so it costs what the default would."""
     for argument in node.arguments or ():
         if argument.name.value != PAGE_SIZE_ARGUMENT:
             continue
@@ -301,4 +301,7 @@ def _page_size(node: FieldNode, default: int, walk: _Walk) -> int:
                 given = walk.variable_defaults.get(name, default)
             if isinstance(given, int) and not isinstance(given, bool):
                 return max(0, given)
+            if isinstance(given, float) and given.is_integer():
+                # graphql-core coerces an integral float (100.0) to the Int 100.
+                return max(0, int(given))
     return default

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import strawberry
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError
+from graphql import parse as parse_document
 from strawberry.extensions import MaskErrors
 from strawberry.relay.types import GlobalIDValueError
 
@@ -259,7 +260,14 @@ def add_codes(errors: list[GraphQLError]) -> None:
 
 
 class LoggedSchema(strawberry.Schema):
-    """Logs faults with their traceback; client errors are the client's, and log at DEBUG."""
+    """Logs faults with their traceback; client errors are the client's, and log at DEBUG.
+
+    `parse` is the schema's own parser (the token limit, and the cache of what a text gave):
+    what else in the service needs a query's document takes it from there, so a long text
+    costs one bounded parse, not one per place that looks at it.
+    """
+
+    parse: Callable[[str], DocumentNode] = staticmethod(parse_document)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:

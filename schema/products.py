@@ -300,7 +300,8 @@ def parse_position(after: str | None) -> int | None:
     if after is None:
         return None
     if not _POSITION.fullmatch(after):
-        raise UserInputError(f"after must be a position from an earlier event, not {after!r}")
+        shown = after if len(after) <= 40 else after[:40] + "..."
+        raise UserInputError(f"after must be a position from an earlier event, not {shown!r}")
     return int(after)
 
 

@@ -63,4 +63,5 @@ def build_schema(
     )
     # Here rather than at the first request: a list field with no bound fails the start.
     documents.price_with(schema._schema)
+    schema.parse = documents.parsed
     return schema

@@ -50,6 +50,13 @@ def _nested(depth: int) -> bytes:
             400,
             "a string in the request exceeds 20000 characters",
         ),
+        (
+            json.dumps({"query": SEARCH, "variables": {"query": "x" * 20_001}}).encode(),
+            400,
+            "a string in the request exceeds 20000 characters",
+        ),
+        (b'{"query": "{ __typename }", "variables": {"a": NaN}}', 400, "JSON does not allow"),
+        (b'{"query": "{ __typename }", "variables": {"a": 1' + b"0" * 5_000 + b"}}", 400, "JSON"),
     ],
 )
 async def test_a_malformed_request_is_a_4xx_with_a_code_and_no_traceback(

@@ -146,3 +146,48 @@ async def test_a_long_query_over_a_socket_is_refused_unparsed(
         # The socket stays usable.
         await socket.subscribe("ok", "{ __typename }")
         assert (await socket.receive())["payload"] == {"data": {"__typename": "Query"}}
+
+
+async def test_a_second_connection_init_on_the_legacy_protocol_is_refused(guarded: Served) -> None:
+    async with open_socket(guarded.ws_url, LEGACY_WS) as socket:
+        await socket.init(STAFF_TOKEN)
+        await socket.send({"type": "connection_init", "payload": {}})
+        assert await socket.receive() == {
+            "type": "connection_error",
+            "payload": {"message": "Too many initialisation requests"},
+        }
+        assert (await socket.closed())[0] == 4429
+    # The caller's count was given back once: it may open its two sockets again.
+    async with (
+        open_socket(guarded.ws_url, LEGACY_WS) as one,
+        open_socket(guarded.ws_url, LEGACY_WS) as two,
+    ):
+        await one.init(STAFF_TOKEN)
+        await two.init(STAFF_TOKEN)
+
+
+async def test_a_syntax_error_quoting_a_long_document_still_closes_cleanly(
+    guarded: Served,
+) -> None:
+    async with open_socket(guarded.ws_url, TRANSPORT_WS) as socket:
+        await socket.init(STAFF_TOKEN)
+        await socket.subscribe("1", "{ x } " + "b" * 500)
+        code, reason = await socket.closed()
+    assert code == 4400
+    assert reason.startswith("Syntax Error")
+    assert len(reason.encode()) <= 123
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_an_overlong_operation_id_is_a_malformed_message(
+    guarded: Served, protocol: Subprotocol
+) -> None:
+    async with open_socket(guarded.ws_url, protocol) as socket:
+        await socket.init(STAFF_TOKEN)
+        await socket.subscribe("i" * 129, "{ __typename }")
+        if socket.legacy:
+            message = await socket.receive()
+            assert message["type"] == "error"
+            assert message["payload"] == {"message": "Failed to parse message"}
+        else:
+            assert await socket.closed() == (4400, "Failed to parse message")

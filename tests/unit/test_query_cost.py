@@ -54,6 +54,13 @@ def test_a_first_from_a_variable_is_the_request_s_value_and_marks_the_estimate()
     assert not literal.depends_on_variables
 
 
+def test_a_first_given_as_an_integral_float_costs_what_graphql_core_coerces_it_to() -> None:
+    # {"first": 100.0} is coerced to the Int 100: it must not cost the default page.
+    query = "query($n: Int) { products(first: $n) { edges { node { id } } } }"
+    assert cost(query, {"n": 90.0}) == cost(query, {"n": 90})
+    assert cost(query, {"n": 2.5}) == cost(query, {"n": DEFAULT_PAGE_SIZE})
+
+
 def test_a_missing_variable_costs_its_default_then_the_argument_s_default() -> None:
     with_default = "query($n: Int = 4) { products(first: $n) { edges { node { id } } } }"
     assert cost(with_default) == 2 + 4 * NODE_ID
