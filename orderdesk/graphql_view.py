@@ -5,7 +5,6 @@ limits on callers, and websockets that are counted and end with their token."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
@@ -31,6 +30,7 @@ from handlers.rate_limit import RateLimited, whole_seconds
 from mediator import Context
 from orderdesk import request_json
 from orderdesk.bootstrap import Services
+from orderdesk.deadlines import Deadlines
 from orderdesk.graphiql import PAGE as GRAPHIQL_PAGE
 from orderdesk.open_sockets import OpenSockets
 from orderdesk.operation_limits import (
@@ -121,6 +121,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         self.max_query_length = max_query_length
         self.max_response_bytes = max_response_bytes
         self.execution_timeout = execution_timeout
+        self.deadlines = Deadlines(execution_timeout)
         self.socket_limits = socket_limits
         self.open_sockets = open_sockets
         self.shared_subscriptions = shared_subscriptions
@@ -255,10 +256,11 @@ class GraphQLView(GraphQL[RequestContext, None]):
                     "subscriptions are served over websockets at this path (graphql-transport-ws)",
                 )
         try:
-            async with asyncio.timeout(self.execution_timeout):
-                return await super().execute_operation(
+            return await self.deadlines.run(
+                super().execute_operation(
                     request, request_adapter, request_data, context, root_value, sub_response
                 )
+            )
         except TimeoutError:
             return timed_out(self.execution_timeout)
 

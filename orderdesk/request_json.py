@@ -33,7 +33,7 @@ def decode(data: str | bytes, *, max_bytes: int, max_string: int) -> object:
         raise RefusedJSON(f"the message exceeds {max_bytes} bytes")
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value = json.loads(text, parse_constant=_no_constant)
+        value = _DECODER.decode(text)
     except UnicodeDecodeError:
         raise RefusedJSON("the body is not UTF-8") from None
     except RecursionError:
@@ -70,3 +70,7 @@ def _check_shape(value: object, max_string: int) -> None:
 
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
+
+
+# Built once: json.loads with any argument builds a new decoder for every call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)

@@ -16,6 +16,8 @@ _ALWAYS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 ]
+_FOR_PAGE = [*_ALWAYS, (b"content-security-policy", PAGE_POLICY.encode())]
+_FOR_DATA = [*_ALWAYS, (b"content-security-policy", DATA_POLICY.encode())]
 
 
 class SecurityHeaders:
@@ -29,15 +31,13 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                headers = list(message.get("headers", ()))
                 is_page = any(
                     name == b"content-type" and value.startswith(b"text/html")
                     for name, value in headers
                 )
-                policy = PAGE_POLICY if is_page else DATA_POLICY
-                headers.extend(_ALWAYS)
-                headers.append((b"content-security-policy", policy.encode()))
-                message = {**message, "headers": headers}
+                headers += _FOR_PAGE if is_page else _FOR_DATA
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

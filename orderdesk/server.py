@@ -67,7 +67,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             raise TypeError("BoundedHttpProtocol is served with a ServerConfig (server_config)")
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = config.header_timeout
-        self.deadline: asyncio.TimerHandle | None = None
+        # When the current wait ends (loop time), or None when nothing is timed. Moving a
+        # deadline only sets this number: the one timer, when it fires early, is set again
+        # for the deadline as it stands then. A keep-alive request moves the deadline four
+        # times, and rescheduling a timer each time cost more than the rest of this class.
+        self.deadline: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
         self.reading_headers = True
         self.header_bytes = 0
 
@@ -86,6 +91,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_deadline()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -128,20 +136,23 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.start_deadline()
 
     def start_deadline(self) -> None:
-        self.stop_deadline()
-        self.deadline = self.loop.call_later(self.header_timeout, self.deadline_passed)
+        self.deadline = self.loop.time() + self.header_timeout
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.deadline, self.deadline_passed)
 
     def stop_deadline(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
+        self.deadline = None
 
     def deadline_passed(self) -> None:
-        self.deadline = None
-        if self.flow.read_paused:
+        self.timer = None
+        if self.deadline is None or self.transport.is_closing():
+            return
+        if self.loop.time() < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self.deadline_passed)
+        elif self.flow.read_paused:
             # The server stopped reading (the app has not taken the body yet): not the client.
             self.start_deadline()
-        elif not self.transport.is_closing():
+        else:
             self.transport.close()
 
     def refuse(self, status: int, reason: str) -> None:

@@ -395,8 +395,7 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
             # A query or mutation over the socket has the HTTP request's deadline.
             self._one_shot.discard(operation.id)
             try:
-                async with asyncio.timeout(self.view.execution_timeout):
-                    await self._run_operation(operation)
+                await self.view.deadlines.run(self._run_operation(operation))
             except TimeoutError:
                 await operation.send_next(timed_out(self.view.execution_timeout))
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -611,14 +610,15 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
         """A query or mutation: the legacy protocol carries them as one `data` and a
         `complete` (Strawberry's handler expects only subscriptions), within the deadline."""
         try:
-            async with asyncio.timeout(self.view.execution_timeout):
-                result = await self.schema.execute(
+            result = await self.view.deadlines.run(
+                self.schema.execute(
                     query,
                     variable_values=variables,
                     context_value=self.context,
                     root_value=self.root_value,
                     operation_name=operation_name,
                 )
+            )
         except TimeoutError:
             result = timed_out(self.view.execution_timeout)
         try:
