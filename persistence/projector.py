@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.event_log import EventLog, StoredEvent
@@ -294,9 +296,7 @@ class Projector:
                     )
                     if reset.rowcount != 1:
                         await connection.execute(
-                            insert(projection_checkpoints).values(
-                                name=projection.name, position=0, rebuilds=1
-                            )
+                            _new_checkpoint(connection, projection.name, rebuilds=1)
                         )
             for projection in targets:
                 self._checkpoints[projection.name] = 0
@@ -360,14 +360,17 @@ class Projector:
         again: a restart, after a fix, is the way to resume without a rebuild."""
         async with self._engine.begin() as connection:
             rows = (await connection.execute(select(projection_checkpoints))).all()
+            missing = {p.name for p in self._projections} - {row.name for row in rows}
+            if missing:
+                # Every worker of a fresh database gets here at once: the rows one inserts
+                # are the others' to skip, and what counts is what is stored afterwards.
+                for name in sorted(missing):
+                    await connection.execute(_new_checkpoint(connection, name))
+                rows = (await connection.execute(select(projection_checkpoints))).all()
             stored = {row.name: row.position for row in rows}
             self._rebuilds = {row.name: int(row.rebuilds) for row in rows}
             for projection in self._projections:
                 self._rebuilds.setdefault(projection.name, 0)
-                if projection.name not in stored:
-                    await connection.execute(
-                        insert(projection_checkpoints).values(name=projection.name, position=0)
-                    )
                 self._checkpoints[projection.name] = stored.get(projection.name, 0)
         self._reached = self._running_minimum()
         # What was applied before is made stale as a whole at start (`start`).
@@ -522,3 +525,11 @@ class Projector:
             self._advanced.notify_all()
         for listener in self._listeners:
             listener(reached)
+
+
+def _new_checkpoint(connection: AsyncConnection, name: str, *, rebuilds: int = 0) -> Insert:
+    """A checkpoint row at 0 that another process may have inserted first: then nothing."""
+    values = {"name": name, "position": 0, "rebuilds": rebuilds}
+    if connection.dialect.name == "postgresql":
+        return postgresql_insert(projection_checkpoints).values(values).on_conflict_do_nothing()
+    return sqlite_insert(projection_checkpoints).values(values).on_conflict_do_nothing()

@@ -17,7 +17,7 @@ from domain.products import Product, ProductCreated, ProductRestocked
 from handlers.access import Identity, Role
 from handlers.products import PRODUCT_CATALOG, CreateProduct, GetProducts, RestockProduct
 from mediator import Context
-from orderdesk.bootstrap import Services, bootstrap, utc_now
+from orderdesk.bootstrap import PROJECTIONS, Services, bootstrap, utc_now
 from orderdesk.settings import Settings
 from persistence.event_log import NewEvent, StoredEvent
 from persistence.projector import Projector
@@ -189,6 +189,24 @@ async def test_workers_migrating_at_once_all_start(tmp_path: Path) -> None:
         ]
         try:
             await asyncio.gather(*(w.migrate() for w in workers))
+        finally:
+            for worker in workers:
+                await worker.stop()
+
+
+@pytest.mark.parametrize("attempt", range(3))
+async def test_workers_starting_at_once_on_a_fresh_database_all_start(attempt: int) -> None:
+    """Migrate, then make the checkpoint rows: four workers of `orderdesk serve` at once."""
+    async with postgres_database_url() as url:
+        workers = [
+            bootstrap(Settings(database_url=url, jwt_secret=SecretStr(TEST_SECRET)))
+            for _ in range(4)
+        ]
+        try:
+            await asyncio.gather(*(w.start() for w in workers))
+            async with workers[0].read_model_engine.connect() as connection:
+                names = (await connection.scalars(select(projection_checkpoints.c.name))).all()
+            assert sorted(names) == sorted(p.name for p in PROJECTIONS)
         finally:
             for worker in workers:
                 await worker.stop()
