@@ -64,7 +64,7 @@ async def register_customer(
     if await work.customers.email_taken(customer.email):
         raise email_taken()
     work.customers.add(customer)
-    return Written(customer.id, customer.version)
+    return Written.of(customer)
 
 
 # ---------------------------------------------------------------- queries

@@ -146,7 +146,7 @@ async def place_order(command: PlaceOrder, ctx: Context, *, new_id: Callable[[],
         special_instructions=command.special_instructions,
     )
     work.orders.add(order)
-    return Written(order.id, order.version)
+    return Written.of(order)
 
 
 async def _order_for(work: UnitOfWork, order_id: str, ctx: Context, expected: int | None) -> Order:
@@ -161,19 +161,19 @@ async def _order_for(work: UnitOfWork, order_id: str, ctx: Context, expected: in
 async def confirm_order(command: ConfirmOrder, ctx: Context) -> Written:
     order = await _order_for(unit_of_work(ctx), command.order_id, ctx, command.expected_version)
     order.confirm()
-    return Written(order.id, order.version)
+    return Written.of(order)
 
 
 async def ship_order(command: ShipOrder, ctx: Context) -> Written:
     order = await _order_for(unit_of_work(ctx), command.order_id, ctx, command.expected_version)
     order.ship()
-    return Written(order.id, order.version)
+    return Written.of(order)
 
 
 async def deliver_order(command: DeliverOrder, ctx: Context) -> Written:
     order = await _order_for(unit_of_work(ctx), command.order_id, ctx, command.expected_version)
     order.deliver()
-    return Written(order.id, order.version)
+    return Written.of(order)
 
 
 async def cancel_order(command: CancelOrder, ctx: Context) -> Written:
@@ -181,7 +181,7 @@ async def cancel_order(command: CancelOrder, ctx: Context) -> Written:
     order = await _order_for(work, command.order_id, ctx, command.expected_version)
     products = await work.products.get_many(line.product_id for line in order.lines)
     order.cancel(command.reason, products)
-    return Written(order.id, order.version)
+    return Written.of(order)
 
 
 # ---------------------------------------------------------------- queries

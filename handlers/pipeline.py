@@ -14,7 +14,14 @@ logger = logging.getLogger("orderdesk.messages")
 
 
 class ReadModelLagging(Exception):
-    """The write is committed, but the read models did not show it within the bounded wait."""
+    """The write is committed, but its result cannot be shown yet: the read models did not
+    show it within the bounded wait, or reading it back failed. `written` says what was
+    written (its id and version), so that a client never takes a committed write for a
+    failed one and retries it."""
+
+    def __init__(self, message: str, written: Written | None = None) -> None:
+        super().__init__(message)
+        self.written = written
 
 
 async def log_message(message: object, call_next: Next[object], ctx: Context) -> object:
@@ -68,7 +75,8 @@ def read_your_writes(
             except TimeoutError:
                 raise ReadModelLagging(
                     f"{type(message).__name__} was saved, but the read models have not caught "
-                    f"up with it within {timeout} s; read it again shortly"
+                    f"up with it within {timeout} s; read it again shortly",
+                    result,
                 ) from None
         return result
 

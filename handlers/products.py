@@ -111,7 +111,7 @@ async def create_product(
     if await work.products.sku_taken(product.sku):
         raise sku_taken()
     work.products.add(product)
-    return Written(product.id, product.version)
+    return Written.of(product)
 
 
 async def _change_product(
@@ -126,7 +126,7 @@ async def _change_product(
     product.ensure_exists()
     product.check_version(expected_version)
     change(product)
-    return Written(product.id, product.version)
+    return Written.of(product)
 
 
 async def update_product(command: UpdateProduct, ctx: Context) -> Written:

@@ -20,11 +20,10 @@ from handlers.customers import CountCustomers, CustomerView, ListCustomers, Regi
 from handlers.idempotency import MAX_KEY_LENGTH, Replayed
 from handlers.orders import OrderSort
 from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
-from handlers.pipeline import ReadModelLagging
 from handlers.written import Written
 from mediator import Context
 from schema.context import Info, Loaders
-from schema.errors import CommandError, ask, run_command
+from schema.errors import CommandError, ask, lagging, run_command
 from schema.money import Money
 from schema.pagination import Edge, PageInfo, page_info
 
@@ -208,8 +207,9 @@ class CustomerMutations:
             )
             loaders = Loaders(info.context.mediator, as_customer)
             view = await loaders.customers.load(written.entity_id)
-            if view is None:
-                raise ReadModelLagging(f"{written.entity_id} was saved but is not readable yet")
+            # Never a success that shows a version older than its own write.
+            if view is None or view.version < written.version:
+                raise lagging(written)
             if isinstance(written, Replayed):
                 # The first answer again, without its token: the customer as it was when
                 # registered, not as it is now, since whoever replays may not be the customer.

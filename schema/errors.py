@@ -131,7 +131,24 @@ async def run_command(
         written = await info.context.mediator.send(command, info.context.ctx.copy())
     except DomainError as error:
         return typed_error(error)
-    return await present(written)
+    try:
+        return await present(written)
+    except (ReadModelLagging, GraphQLError):
+        raise
+    except Exception as error:
+        # Committed: an internal error now would have the client retry a write that
+        # happened (a restock would add the stock twice).
+        logger.warning("%s was committed, but reading it back failed", written, exc_info=True)
+        raise lagging(written, "could not be read back") from error
+
+
+def lagging(written: Written, why: str = "is not readable yet") -> ReadModelLagging:
+    """The refusal for a committed write whose result cannot be shown (yet)."""
+    return ReadModelLagging(
+        f"{written.kind or 'the entity'} {written.entity_id} was saved at version "
+        f"{written.version} but {why}; read it again shortly",
+        written,
+    )
 
 
 class UserInputError(GraphQLError):
@@ -254,9 +271,19 @@ def add_codes(errors: list[GraphQLError]) -> None:
     for error in errors:
         if not (error.extensions and "code" in error.extensions):
             error.extensions = {**(error.extensions or {}), "code": _code_of(error)}
-            if isinstance(error.original_error, RateLimited):
+            original = error.original_error
+            if isinstance(original, ReadModelLagging) and original.written is not None:
+                error.extensions.update(_what_was_written(original.written))
+            if isinstance(original, RateLimited):
                 # The HTTP view answers 429 with this as Retry-After.
-                error.extensions["retryAfter"] = error.original_error.seconds
+                error.extensions["retryAfter"] = original.seconds
+
+
+def _what_was_written(written: Written) -> dict[str, object]:
+    shown: dict[str, object] = {"version": written.version}
+    if written.kind is not None:
+        shown["id"] = global_id(written.kind, written.entity_id)
+    return shown
 
 
 class LoggedSchema(strawberry.Schema):

@@ -36,13 +36,12 @@ from handlers.orders import (
     WatchOrders,
 )
 from handlers.paging import DEFAULT_PAGE_SIZE, Page, Slice, check_page_size
-from handlers.pipeline import ReadModelLagging
 from handlers.products import ProductView
 from handlers.written import Written
 from mediator import Command
 from schema.context import CustomerOrdersKey, Info, Loaders
 from schema.customers import CUSTOMER, Customer
-from schema.errors import CommandError, UserInputError, ask, run_command, watch
+from schema.errors import CommandError, UserInputError, ask, lagging, run_command, watch
 from schema.ids import local_id
 from schema.money import Address, Money
 from schema.pagination import Edge, PageInfo, page_info
@@ -371,8 +370,9 @@ CancelOrderResult = Annotated[
 async def present_order(info: Info, written: Written) -> Order:
     info.context.loaders.forget(written.entity_id)
     view = await info.context.loaders.orders.load(written.entity_id)
-    if view is None:
-        raise ReadModelLagging(f"{written.entity_id} was saved but is not readable yet")
+    # Never a success that shows a version older than its own write.
+    if view is None or view.version < written.version:
+        raise lagging(written)
     return Order.from_view(view)
 
 

@@ -14,7 +14,6 @@ from strawberry import relay
 from domain.products import MAX_DESCRIPTION, MAX_NAME
 from domain.products import Product as ProductAggregate
 from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
-from handlers.pipeline import ReadModelLagging
 from handlers.products import (
     CreateProduct,
     DeleteProduct,
@@ -32,6 +31,7 @@ from schema.errors import (
     CommandError,
     UserInputError,
     ask,
+    lagging,
     run_command,
     watch,
 )
@@ -96,8 +96,9 @@ def product_id(product: relay.GlobalID) -> str:
 async def _present(info: Info, written: Written) -> Product:
     info.context.loaders.forget(written.entity_id)
     view = await info.context.loaders.products.load(written.entity_id)
-    if view is None:
-        raise ReadModelLagging(f"{written.entity_id} was saved but is not readable yet")
+    # Never a success that shows a version older than its own write.
+    if view is None or view.version < written.version:
+        raise lagging(written)
     return Product.from_view(view)
 
 

@@ -33,7 +33,7 @@ async def test_create_commits_the_product_and_its_event(
     mediator: Mediator, store: FakeStore
 ) -> None:
     written = await mediator.send(CREATE, as_staff())
-    assert written == Written("p1", 1, 1)
+    assert written == Written("p1", 1, 1, kind="Product")
     assert store.products["p1"].sku == "ANV-1"
     assert [type(e) for _, _, e in store.events] == [ProductCreated]
 
