@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import logging
@@ -12,6 +13,7 @@ from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -33,8 +35,17 @@ from schema.root import build_schema
 
 logger = logging.getLogger("orderdesk")
 
+READINESS_TIMEOUT = 1.0
+"""Seconds the readiness probe waits for the database before it answers 503."""
 READINESS_INTERVAL = 1.0
 """Seconds a database that answered the readiness probe is taken to be up."""
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    # A question that failed after its probe answered: its failure was told (or will be,
+    # by the next probe); retrieved here so that asyncio does not log it as lost.
+    if not task.cancelled():
+        task.exception()
 
 
 def tune_garbage_collector() -> None:
@@ -108,21 +119,31 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     database_seen_at: float | None = None
+    asking: asyncio.Task[None] | None = None
+
+    async def ask_database(engine: AsyncEngine) -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def ready(request: Request) -> JSONResponse:
-        nonlocal database_seen_at
+        nonlocal database_seen_at, asking
         services: Services = request.app.state.services
         parked = [s.name for s in services.projector.status() if s.parked_error]
         now = time.monotonic()
         # The probe is open to anyone and never rate limited: the database is asked at
-        # most once a second, however often it is called.
+        # most once a second however often it is called, by one question at a time.
         if database_seen_at is None or now - database_seen_at > READINESS_INTERVAL:
-            try:
-                async with services.write_engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-            except Exception:
+            if asking is None or asking.done():
+                asking = asyncio.create_task(ask_database(services.write_engine))
+                asking.add_done_callback(_retrieved)
+            # Answered within a second whatever the database does (a probe that hangs is
+            # taken for a dead process); a question still open goes on in the background,
+            # bounded by the database timeout, and the next probe waits for it.
+            done, _ = await asyncio.wait({asking}, timeout=READINESS_TIMEOUT)
+            failure = None if not done else asking.exception()
+            if not done or failure is not None:
                 database_seen_at = None
-                logger.exception("readiness: the database does not answer")
+                logger.warning("readiness: the database does not answer: %r", failure)
                 down = {"status": "unavailable", "database": "down"}
                 return JSONResponse(down, status_code=503)
             database_seen_at = now

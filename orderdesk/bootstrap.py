@@ -160,15 +160,20 @@ def bootstrap(
 
     `extra_projections` run beside the features' own; tests use it to add a failing one.
     """
-    write_engine = create_engine(settings.database_url, for_writes=True)
-    log_engine = create_engine(settings.database_url)
+    timeout = settings.database_timeout
+    write_engine = create_engine(settings.database_url, for_writes=True, timeout=timeout)
+    log_engine = create_engine(settings.database_url, timeout=timeout)
     separate_reads = settings.read_models_url != settings.database_url
-    read_engine = create_engine(settings.read_models_url) if separate_reads else log_engine
+    read_engine = (
+        create_engine(settings.read_models_url, timeout=timeout) if separate_reads else log_engine
+    )
     read_model_engine = (
-        create_engine(settings.read_models_url, for_writes=True) if separate_reads else write_engine
+        create_engine(settings.read_models_url, for_writes=True, timeout=timeout)
+        if separate_reads
+        else write_engine
     )
     scan_engine = (
-        create_engine(settings.read_models_url, for_scans=True)
+        create_engine(settings.read_models_url, for_scans=True, timeout=timeout)
         if is_sqlite(settings.read_models_url)
         else read_engine
     )

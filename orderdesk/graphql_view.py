@@ -292,6 +292,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 request.state.retry_after = max(
                     (w for w in waits if isinstance(w, int | float)), default=1
                 )
+            if "SERVICE_UNAVAILABLE" in codes:
+                request.state.unavailable = True
             if "EXECUTION_TIMEOUT" in codes:
                 request.state.graphql_status = 504
             elif result.data is None and all(e.path is None for e in result.errors):
@@ -317,7 +319,12 @@ class GraphQLView(GraphQL[RequestContext, None]):
         except HTTPException as error:
             response = _error_response(error.status_code, error.reason)
         retry_after = getattr(request.state, "retry_after", None)
-        if retry_after is not None:
+        if getattr(request.state, "unavailable", False):
+            # Nothing could be answered, for a reason of the server's: every client's
+            # retry logic knows 503.
+            response.status_code = 503
+            response.headers["Retry-After"] = "1"
+        elif retry_after is not None:
             # A budget ran out inside the operation (registerCustomer's): the status says so
             # to every client, as a refusal before it would.
             response.status_code = 429

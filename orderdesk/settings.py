@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     poll_interval: float = Field(
         1.0, gt=0, description="Seconds between looks at the log for other processes' events."
     )
+    database_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds to connect, to get a connection from the pool and (PostgreSQL) "
+        "for each statement; past it, SERVICE_UNAVAILABLE (HTTP 503).",
+    )
     read_your_writes_timeout: float = Field(
         5.0, gt=0, description="How long a mutation waits for the read models to show its write."
     )

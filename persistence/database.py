@@ -6,9 +6,23 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from persistence import sqlite_driver
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database did not answer (in time), rather than refusing
+    what was asked: a timeout, a connection lost or refused."""
+    if isinstance(error, TimeoutError | SQLAlchemyTimeout | ConnectionError):
+        return True
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(
+            error.orig, TimeoutError | ConnectionError | OSError
+        )
+    return False
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -16,7 +30,12 @@ def is_sqlite(url: str | URL) -> bool:
 
 
 def create_engine(
-    url: str, *, for_writes: bool = False, for_scans: bool = False, echo: bool = False
+    url: str,
+    *,
+    for_writes: bool = False,
+    for_scans: bool = False,
+    echo: bool = False,
+    timeout: float = 5.0,
 ) -> AsyncEngine:
     """An engine for `url`; on SQLite, `for_writes` makes every transaction BEGIN IMMEDIATE.
 
@@ -32,10 +51,21 @@ def create_engine(
     writes take microseconds there. `for_scans` is for reads whose cost grows with the
     data (counts, searches, pages of lists): on SQLite they run on aiosqlite's thread,
     where SQLite lets go of the GIL, so a long scan never holds up the other requests.
+
+    `timeout` bounds, in seconds, a wait for a connection from the pool, and on PostgreSQL
+    connecting and each statement too: a database that stops answering (a frozen
+    connection, open and silent) fails requests with `DatabaseUnavailable` in that time
+    instead of holding them for as long as it stays silent.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, echo=echo, pool_pre_ping=True)
+        return create_async_engine(
+            url,
+            echo=echo,
+            pool_pre_ping=True,
+            pool_timeout=timeout,
+            connect_args={"timeout": timeout, "command_timeout": timeout},
+        )
     begin = "BEGIN IMMEDIATE" if for_writes else "BEGIN"
     if for_scans:
         engine = create_async_engine(url, echo=echo)
@@ -47,7 +77,9 @@ def create_engine(
         # Connections cost a file handle each and no thread; enough that concurrent
         # requests (each a read, a key check and a write transaction) do not open and close
         # overflow connections all the time.
-        pool = {} if in_memory else {"pool_size": 32, "max_overflow": 32}
+        pool: dict[str, Any] = (
+            {} if in_memory else {"pool_size": 32, "max_overflow": 32, "pool_timeout": timeout}
+        )
         engine = create_async_engine(
             url, echo=echo, async_creator=sqlite_driver.connector(database, uri=uri), **pool
         )

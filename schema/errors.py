@@ -26,6 +26,7 @@ from handlers.rate_limit import RateLimited
 from handlers.streams import PositionNotReached, ReplayTooLong, SubscriberTooSlow
 from handlers.written import Written
 from mediator import Command, Request, StreamRequest
+from persistence.database import is_unavailable
 from schema.context import Info
 from schema.ids import global_id
 
@@ -231,9 +232,7 @@ class ErrorPolicy(MaskErrors):
         super().__init__(should_mask_error=is_fault, error_message=INTERNAL_ERROR)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        masked = super().anonymise_error(error)
-        masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
-        return masked
+        return masked(error)
 
     def _process_result(self, result: object) -> None:
         # Most results have no errors; Strawberry's check is an isinstance against a
@@ -248,6 +247,21 @@ class ErrorPolicy(MaskErrors):
 
 
 INTERNAL_ERROR = "Internal server error"
+UNAVAILABLE = (
+    "The database did not answer in time; retry shortly. A mutation may or may not have "
+    "been applied: retrying it with the same idempotencyKey is safe."
+)
+
+
+def masked(error: GraphQLError) -> GraphQLError:
+    """A fault as the client sees it: SERVICE_UNAVAILABLE when the database did not answer
+    (worth a retry), else an internal error; neither says more (no SQL, no parameters)."""
+    original = error.original_error
+    if original is not None and is_unavailable(original):
+        message, code = UNAVAILABLE, "SERVICE_UNAVAILABLE"
+    else:
+        message, code = INTERNAL_ERROR, "INTERNAL_SERVER_ERROR"
+    return GraphQLError(message, nodes=error.nodes, path=error.path, extensions={"code": code})
 
 
 def finish_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
@@ -257,12 +271,7 @@ def finish_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
     itself, skips the extensions' result processing; the HTTP view passes every result
     through this last.
     """
-    finished = [
-        GraphQLError(INTERNAL_ERROR, extensions={"code": "INTERNAL_SERVER_ERROR"})
-        if is_fault(error)
-        else error
-        for error in errors
-    ]
+    finished = [masked(error) if is_fault(error) else error for error in errors]
     add_codes(finished)
     return finished
 
@@ -298,7 +307,11 @@ class LoggedSchema(strawberry.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:
-            if is_fault(error):
+            if is_fault(error) and is_unavailable(error.original_error):  # type: ignore[arg-type]
+                logger.warning(
+                    "the database did not answer at %s: %r", error.path, error.original_error
+                )
+            elif is_fault(error):
                 logger.error("internal error at %s", error.path, exc_info=error.original_error)
             else:
                 logger.debug("GraphQL error: %s", error.message)
