@@ -27,6 +27,12 @@ class FreezableProxy:
         self._started.set()
         self._loop.run_forever()
         server.close()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(server.wait_closed())
+        self._loop.close()
 
     async def _pair(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -39,12 +45,14 @@ class FreezableProxy:
         )
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, ConnectionError):
-            while data := await reader.read(65536):
-                await self._flowing.wait()
-                writer.write(data)
-                await writer.drain()
-        writer.close()
+        try:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await reader.read(65536):
+                    await self._flowing.wait()
+                    writer.write(data)
+                    await writer.drain()
+        finally:
+            writer.close()
 
     def freeze(self) -> None:
         self._loop.call_soon_threadsafe(self._flowing.clear)
