@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from domain.errors import DomainError
 from handlers.written import Written
 from mediator import Command, Context, Next
+from persistence.database import is_unavailable
 
 logger = logging.getLogger("orderdesk.messages")
 
@@ -22,6 +23,26 @@ class ReadModelLagging(Exception):
     def __init__(self, message: str, written: Written | None = None) -> None:
         super().__init__(message)
         self.written = written
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer (in time): the request may be retried, and a command cut
+    off so may or may not have been committed."""
+
+
+async def database_unavailable(message: object, call_next: Next[object], ctx: Context) -> object:
+    """A timeout or a lost connection becomes DatabaseUnavailable, which the transports
+    answer as such (SERVICE_UNAVAILABLE, HTTP 503) rather than as an internal error."""
+    try:
+        return await call_next()
+    except DomainError:
+        raise
+    except Exception as error:
+        if is_unavailable(error):
+            raise DatabaseUnavailable(
+                f"{type(message).__name__}: the database did not answer in time"
+            ) from error
+        raise
 
 
 async def log_message(message: object, call_next: Next[object], ctx: Context) -> object:

@@ -21,7 +21,7 @@ from handlers import customers, orders, products
 from handlers.access import Policy, authorize, authorize_streams
 from handlers.idempotency import CLAIM, idempotent
 from handlers.metrics import measure_messages
-from handlers.pipeline import log_message, read_your_writes
+from handlers.pipeline import database_unavailable, log_message, read_your_writes
 from handlers.query_cache import Cached, CacheInvalidation, cache_queries
 from handlers.rate_limit import limit_per_address
 from handlers.transaction import in_transaction
@@ -230,6 +230,7 @@ def bootstrap(
             applies_to=customers.RegisterCustomer,
         )
     registry.behavior(log_message, applies_to=object)
+    registry.behavior(database_unavailable, applies_to=object)
     registry.behavior(measure_messages(metrics), applies_to=object)
     registry.behavior(
         read_your_writes(projector.wait_for, settings.read_your_writes_timeout),

@@ -21,12 +21,11 @@ from domain.errors import (
     VersionConflict,
 )
 from handlers.access import NotAuthorized
-from handlers.pipeline import ReadModelLagging
+from handlers.pipeline import DatabaseUnavailable, ReadModelLagging
 from handlers.rate_limit import RateLimited
 from handlers.streams import PositionNotReached, ReplayTooLong, SubscriberTooSlow
 from handlers.written import Written
 from mediator import Command, Request, StreamRequest
-from persistence.database import is_unavailable
 from schema.context import Info
 from schema.ids import global_id
 
@@ -256,8 +255,7 @@ UNAVAILABLE = (
 def masked(error: GraphQLError) -> GraphQLError:
     """A fault as the client sees it: SERVICE_UNAVAILABLE when the database did not answer
     (worth a retry), else an internal error; neither says more (no SQL, no parameters)."""
-    original = error.original_error
-    if original is not None and is_unavailable(original):
+    if isinstance(error.original_error, DatabaseUnavailable):
         message, code = UNAVAILABLE, "SERVICE_UNAVAILABLE"
     else:
         message, code = INTERNAL_ERROR, "INTERNAL_SERVER_ERROR"
@@ -307,7 +305,7 @@ class LoggedSchema(strawberry.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:
-            if is_fault(error) and is_unavailable(error.original_error):  # type: ignore[arg-type]
+            if isinstance(error.original_error, DatabaseUnavailable):
                 logger.warning(
                     "the database did not answer at %s: %r", error.path, error.original_error
                 )

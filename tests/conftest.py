@@ -5,11 +5,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from orderdesk.settings import Settings
-from tests.databases import sqlite_url
-from tests.graphql_client import TEST_SECRET, GraphQLClient
+from tests.databases import sqlite_settings
+from tests.graphql_client import GraphQLClient
 from tests.served import Served, serve
 
 
@@ -24,11 +23,7 @@ def no_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=sqlite_url(tmp_path),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
-    )
+    return sqlite_settings(tmp_path)
 
 
 @pytest.fixture

@@ -8,14 +8,30 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from orderdesk.settings import Settings
+from tests.graphql_client import TEST_SECRET
+
 POSTGRES_ENV = "ORDERDESK_TEST_POSTGRES_URL"
 REDIS_ENV = "ORDERDESK_TEST_REDIS_URL"
+
+
+def sqlite_settings(directory: Path, **overrides: Any) -> Settings:
+    """The suite's settings on a SQLite file in `directory`: a short poll, the test secret,
+    and whatever a test changes."""
+    return Settings(
+        database_url=sqlite_url(directory),
+        poll_interval=0.2,
+        jwt_secret=SecretStr(TEST_SECRET),
+        **overrides,
+    )
 
 
 def sqlite_url(directory: Path) -> str:

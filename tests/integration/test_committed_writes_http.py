@@ -12,13 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from orderdesk.settings import Settings
-from tests.databases import sqlite_url
-from tests.graphql_client import TEST_SECRET, GraphQLClient
+from tests.databases import sqlite_settings
+from tests.graphql_client import GraphQLClient
 from tests.served import Served, serve
 from tests.ws_client import new_product
 
@@ -30,10 +28,8 @@ STOCK = "query($id: ID!) { product(id: $id) { stock version } }"
 @pytest.fixture
 def uncached(tmp_path: Path) -> Iterator[Served]:
     # Without the query cache, every read back reaches the read models' engine.
-    settings = Settings(
-        database_url=sqlite_url(tmp_path),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
+    settings = sqlite_settings(
+        tmp_path,
         query_cache=False,
     )
     with serve(settings) as running:

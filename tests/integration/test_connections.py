@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -28,8 +27,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from orderdesk.settings import Settings
-from tests.databases import sqlite_url
-from tests.graphql_client import TEST_SECRET
+from tests.databases import sqlite_settings
 from tests.served import Served, serve, serve_asgi
 from tests.ws_client import TRANSPORT_WS, open_socket
 
@@ -41,10 +39,8 @@ HALF_A_HEADER = b"GET /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: "
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(
-        database_url=sqlite_url(tmp_path),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
+    return sqlite_settings(
+        tmp_path,
         **overrides,
     )
 

@@ -16,9 +16,8 @@ import pytest
 from pydantic import SecretStr
 
 from handlers.access import Identity, Role
-from orderdesk.settings import Settings
-from tests.databases import sqlite_url
-from tests.graphql_client import STAFF_TOKEN, TEST_SECRET, TOKENS, GraphQLClient
+from tests.databases import sqlite_settings
+from tests.graphql_client import STAFF_TOKEN, TOKENS, GraphQLClient
 from tests.read_side import SLOW_READ_MODEL
 from tests.served import Served, serve
 
@@ -96,10 +95,8 @@ async def test_a_long_query_is_refused_before_it_is_parsed(client: GraphQLClient
 
 @pytest.fixture
 def bounded(tmp_path: Path) -> Iterator[Served]:
-    settings = Settings(
-        database_url=sqlite_url(tmp_path),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
+    settings = sqlite_settings(
+        tmp_path,
         execution_timeout=0.5,
         max_response_bytes=2_000,
     )
@@ -172,10 +169,8 @@ async def test_a_refused_token_is_told_in_our_words_not_the_jwt_librarys(
 
 @pytest.fixture
 def production(tmp_path: Path) -> Iterator[Served]:
-    settings = Settings(
-        database_url=sqlite_url(tmp_path),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
+    settings = sqlite_settings(
+        tmp_path,
         env="production",
         metrics_token=SecretStr("metrics-token-for-the-tests"),
     )
@@ -202,9 +197,7 @@ async def test_production_serves_no_graphiql_and_metrics_only_to_their_token(
 
 
 async def test_production_without_a_metrics_token_serves_no_metrics(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=sqlite_url(tmp_path), jwt_secret=SecretStr(TEST_SECRET), env="production"
-    )
+    settings = sqlite_settings(tmp_path, env="production")
     with serve(settings) as running:
         async with httpx.AsyncClient(timeout=30) as http:
             base = running.http_url.removesuffix("/graphql")

@@ -11,13 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from websockets.typing import Subprotocol
 
 from handlers.access import Identity, Role
-from orderdesk.settings import Settings
-from tests.databases import sqlite_url
-from tests.graphql_client import STAFF_TOKEN, TEST_SECRET, TOKENS
+from tests.databases import sqlite_settings
+from tests.graphql_client import STAFF_TOKEN, TOKENS
 from tests.read_side import SLOW_READ_MODEL
 from tests.served import Served, serve
 from tests.ws_client import LEGACY_WS, PRODUCT_EVENTS, TRANSPORT_WS, open_socket
@@ -27,10 +25,8 @@ PROTOCOLS = [TRANSPORT_WS, LEGACY_WS]
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[Served]:
-    settings = Settings(
-        database_url=sqlite_url(tmp_path),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
+    settings = sqlite_settings(
+        tmp_path,
         max_sockets_per_address=3,
         max_sockets_per_identity=2,
         execution_timeout=0.5,

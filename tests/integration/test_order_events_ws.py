@@ -11,11 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from orderdesk.settings import Settings
-from tests.databases import sqlite_url
-from tests.graphql_client import JSON, TEST_SECRET, GraphQLClient
+from tests.databases import sqlite_settings
+from tests.graphql_client import JSON, GraphQLClient
 from tests.served import Served, serve
 from tests.ws_client import (
     LEGACY_WS,
@@ -159,10 +157,8 @@ async def test_ids_of_the_wrong_kind_are_bad_user_input(served: Served) -> None:
 
 @pytest.fixture
 def small_queues(tmp_path: Path) -> Iterator[Served]:
-    settings = Settings(
-        database_url=sqlite_url(tmp_path),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
+    settings = sqlite_settings(
+        tmp_path,
         subscriber_queue_size=4,
     )
     with serve(settings) as running:
@@ -241,10 +237,8 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_and_the_others_keep_rec
 def crowded(tmp_path: Path) -> Iterator[Served]:
     # One test client stands for 500 clients: the caps per address and per caller would
     # (rightly) stop it at the 51st socket.
-    settings = Settings(
-        database_url=sqlite_url(tmp_path),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
+    settings = sqlite_settings(
+        tmp_path,
         max_sockets_per_address=1_000,
         max_sockets_per_identity=1_000,
     )

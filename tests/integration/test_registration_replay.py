@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from orderdesk.settings import Settings
-from tests.databases import sqlite_url
-from tests.graphql_client import JSON, TEST_SECRET, GraphQLClient
+from tests.databases import sqlite_settings
+from tests.graphql_client import JSON, GraphQLClient
 
 REGISTER = """mutation($input: RegisterCustomerInput!) {
     registerCustomer(input: $input) {
@@ -41,10 +40,8 @@ VICTIM = {"name": "Cust A", "email": "a@example.com", "idempotencyKey": "k-1"}
 def settings(tmp_path: Path) -> Settings:
     # Without the registration rate limit: it slows a replay down, and this shows that a
     # replay yields nothing however often it is tried.
-    return Settings(
-        database_url=sqlite_url(tmp_path),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
+    return sqlite_settings(
+        tmp_path,
         rate_limits=False,
     )
 
