@@ -56,16 +56,16 @@ def _replay(outcome: StoredOutcome, claim: IdempotencyClaim) -> Written:
 
 
 def idempotent(
-    engine: AsyncEngine, creates: Mapping[type, str]
+    engine: AsyncEngine, writes: Mapping[type, str]
 ) -> Callable[[object, Next[object], Context], Any]:
-    """For the command types in `creates` (each mapped to the kind of entity it creates)."""
+    """For the command types in `writes`, each mapped to the kind of entity it writes."""
 
     async def find(claim: IdempotencyClaim) -> StoredOutcome | None:
         async with engine.connect() as connection:
             return await find_outcome(connection, claim.scope, claim.key)
 
     async def deduplicate(message: object, call_next: Next[object], ctx: Context) -> object:
-        kind = creates.get(type(message))
+        kind = writes.get(type(message))
         key = getattr(message, "idempotency_key", None)
         if kind is None or key is None:
             return await call_next()

@@ -97,18 +97,21 @@ class PlaceOrder(Command[Written]):
 class ConfirmOrder(Command[Written]):
     order_id: str
     expected_version: int | None = None
+    idempotency_key: IdempotencyKey = None
 
 
 @dataclass(frozen=True, slots=True)
 class ShipOrder(Command[Written]):
     order_id: str
     expected_version: int | None = None
+    idempotency_key: IdempotencyKey = None
 
 
 @dataclass(frozen=True, slots=True)
 class DeliverOrder(Command[Written]):
     order_id: str
     expected_version: int | None = None
+    idempotency_key: IdempotencyKey = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,7 @@ class CancelOrder(Command[Written]):
     order_id: str
     reason: Annotated[str, Field(max_length=MAX_REASON)] = ""
     expected_version: int | None = None
+    idempotency_key: IdempotencyKey = None
 
 
 async def place_order(command: PlaceOrder, ctx: Context, *, new_id: Callable[[], str]) -> Written:
@@ -744,7 +748,14 @@ POLICIES: dict[type, Policy] = {
     # Signed in; which orders a customer sees is the stream handler's filter.
     WatchOrders: signed_in,
 }
-IDEMPOTENT: dict[type, str] = {PlaceOrder: Order.kind}
+# What a retry gets back is the order, for a cancel too (which also changes products).
+IDEMPOTENT: dict[type, str] = {
+    PlaceOrder: Order.kind,
+    ConfirmOrder: Order.kind,
+    ShipOrder: Order.kind,
+    DeliverOrder: Order.kind,
+    CancelOrder: Order.kind,
+}
 # Per caller (the default): which orders a caller sees is part of every answer.
 CACHED: dict[type, Cached] = {
     GetOrders: Cached(("orders",), lambda q: q.ids),

@@ -38,6 +38,7 @@ from domain.products import (
     StockReserved,
 )
 from handlers.access import Policy, anyone, identity_of, staff
+from handlers.idempotency import IdempotencyKey
 from handlers.paging import (
     CursorKey,
     Page,
@@ -68,6 +69,7 @@ class CreateProduct(Command[Written]):
     currency: str = "USD"
     description: str = ""
     stock: int = 0
+    idempotency_key: IdempotencyKey = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class UpdateProduct(Command[Written]):
     description: str | None = None
     price: Decimal | None = None
     currency: str | None = None
+    idempotency_key: IdempotencyKey = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,7 @@ class RestockProduct(Command[Written]):
     product_id: str
     quantity: int
     expected_version: int | None = None
+    idempotency_key: IdempotencyKey = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +496,12 @@ POLICIES: dict[type, Policy] = {
     GetProducts: anyone,
     ListProducts: anyone,
     WatchProducts: anyone,
+}
+# Not DeleteProduct: deleting again changes nothing (it is NotFound), so a retry is harmless.
+IDEMPOTENT: dict[type, str] = {
+    CreateProduct: Product.kind,
+    UpdateProduct: Product.kind,
+    RestockProduct: Product.kind,
 }
 VIEWS: Mapping[str, ViewLoader] = {Product.kind: load_product_views}
 # The catalog reads the same for every caller.

@@ -41,8 +41,11 @@ from persistence.unit_of_work import SqlUnitOfWork, UnitOfWork
 from persistence.wakeup import NoWakeUps, WakeUps, wake_ups_for
 
 PROJECTIONS = [products.PRODUCT_CATALOG, customers.CUSTOMER_SUMMARIES, orders.ORDERS]
+TAIL_READS = tuple(p.name for p in PROJECTIONS)
+"""The read models the event tail's views read (an order's view reads its customer's
+summary too): while one is parked, subscribers are held back."""
 POLICIES: dict[type, Policy] = {**products.POLICIES, **customers.POLICIES, **orders.POLICIES}
-IDEMPOTENT: dict[type, str] = {**customers.IDEMPOTENT, **orders.IDEMPOTENT}
+IDEMPOTENT: dict[type, str] = {**products.IDEMPOTENT, **customers.IDEMPOTENT, **orders.IDEMPOTENT}
 CACHED: dict[type, Cached] = {**products.CACHED, **customers.CACHED, **orders.CACHED}
 
 logger = logging.getLogger("orderdesk")
@@ -87,8 +90,8 @@ class Services:
         if self.rate_limits is not None:
             await self.rate_limits.open()
         await self.projector.start()
-        self.tail.start(self.projector.position)
-        self.projector.on_advance(self.tail.advance_to)
+        self.tail.start(self.projector.applied_by(TAIL_READS))
+        self.projector.watch(TAIL_READS, self.tail.advance_to)
         await self.wake_ups.start(self.projector.wake)
 
     async def stop(self) -> None:
@@ -191,6 +194,7 @@ def bootstrap(
         read_model_engine=read_model_engine,
         projections=projections,
         poll_interval=settings.poll_interval,
+        lease_timeout=settings.projection_lease_timeout,
         changes=(
             None if query_cache is None else CacheInvalidation(query_cache, projections, metrics)
         ),
@@ -207,7 +211,7 @@ def bootstrap(
     wake_ups = wake_ups_for(settings.database_url, settings.broker_url)
 
     def committed(position: int) -> None:
-        projector.wake()
+        projector.wake(position)
         wake_ups.publish(position)
 
     def unit_of_work(ctx: Context) -> UnitOfWork:

@@ -113,10 +113,11 @@ def projections_status() -> None:
                 raise typer.Exit(_not_migrated(error)) from None
             for status in statuses:
                 state = f"parked: {status.parked_error}" if status.parked_error else "running"
+                leader = f"\tapplied by {status.leader}" if status.leader else ""
                 behind = head - status.position
                 typer.echo(
                     f"{status.name}\tposition {status.position} of {head} "
-                    f"({behind} behind)\t{state}"
+                    f"({behind} behind)\t{state}{leader}"
                 )
         finally:
             await services.stop()
@@ -134,8 +135,8 @@ def projections_rebuild(
 
     One transaction empties a projection's tables and sets its checkpoint to 0; then the
     log is applied again in batches. A server running meanwhile reads the rebuilt models
-    empty, then filling up, until the rebuild reaches the head; its projector notices the
-    moved checkpoint and joins in without applying any event twice.
+    empty, then filling up, until the rebuild reaches the head, and holds its subscribers
+    back meanwhile; it takes applying the projection back once the rebuild is done.
     """
 
     async def run() -> None:
@@ -151,6 +152,39 @@ def projections_rebuild(
                 if not wanted or status.name in wanted:
                     state = f"parked: {status.parked_error}" if status.parked_error else "rebuilt"
                     typer.echo(f"{status.name}\tposition {status.position}\t{state}")
+        finally:
+            await services.stop()
+
+    asyncio.run(run())
+
+
+@projections_cli.command("retry")
+def projections_retry(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Projections to try again; every parked one when none is named."),
+    ] = None,
+) -> None:
+    """Try parked projections again from where they stopped, once the cause is fixed.
+
+    Clears their parked error in the database; the server process that applies them
+    notices within a poll interval and goes on from its checkpoint, and subscribers held
+    back meanwhile get every event they missed.
+    """
+
+    async def run() -> None:
+        services = bootstrap(Settings())
+        try:
+            try:
+                retried = await services.projector.retry(names or None)
+            except UnknownProjection as error:
+                raise typer.BadParameter(str(error)) from None
+            except DBAPIError as error:
+                raise typer.Exit(_not_migrated(error)) from None
+            if not retried:
+                typer.echo("no projection was parked")
+            for name in retried:
+                typer.echo(f"{name}\tretrying")
         finally:
             await services.stop()
 

@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     poll_interval: float = Field(
         1.0, gt=0, description="Seconds between looks at the log for other processes' events."
     )
+    projection_lease_timeout: float = Field(
+        3.0,
+        gt=0,
+        description="Seconds without a beat before another process takes over applying a "
+        "projection from one that stopped answering (a dead process of this host, or one "
+        "that let go on stopping, is taken over at once).",
+    )
     database_timeout: float = Field(
         5.0,
         gt=0,

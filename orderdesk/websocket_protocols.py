@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -232,6 +232,21 @@ class _BoundedSends:
             wait = await limits.admit_identity(subject)
         return None if wait is None else refusal_reason(wait)
 
+    def _held_back(self) -> dict[str, object] | None:
+        """What the keep-alives say while subscribers are held back by a parked read model
+        (a `ping` payload, a `ka` payload: clients that do not look ignore them)."""
+        held = self.context.request.app.state.services.tail.held_back
+        if held is None:
+            return None
+        return {
+            "message": held.message,
+            "extensions": {
+                "code": "EVENTS_HELD_BACK",
+                "projectionsParked": list(held.projections),
+                "deliveredThrough": str(held.delivered_through),
+            },
+        }
+
     def _expired(self) -> bool:
         expires_at = getattr(self.context, "credential_expires_at", None)
         return expires_at is not None and time.time() >= expires_at
@@ -383,6 +398,9 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
                 # Refused (over the subscriptions cap) or already over: a later operation
                 # under this id must not inherit the mark.
                 self._one_shot.discard(message["id"])
+            elif message["id"] not in self._one_shot and (held := self._held_back()):
+                # Said at once, not at the next ping: the subscription starts held back.
+                await self.send_message({"type": "ping", "payload": held})
             return
         await super().handle_subscribe(message)
 
@@ -471,7 +489,10 @@ class GraphQLTransportWSHandler(_BoundedSends, BaseGraphQLTransportWSHandler[Any
         while True:
             await asyncio.sleep(self.limits.ping_interval)
             self._pong.clear()
-            await self.send_message({"type": "ping"})
+            ping: Any = {"type": "ping"}
+            if self.operations and (held := self._held_back()):
+                ping["payload"] = held
+            await self.send_message(ping)
             try:
                 async with asyncio.timeout(self.limits.pong_timeout):
                     await self._pong.wait()
@@ -558,6 +579,8 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
         await super().handle_message(message)
 
     async def send_message(self, message: OperationMessage) -> None:
+        if message["type"] == "ka" and self.tasks and (held := self._held_back()):
+            message = cast(OperationMessage, {"type": "ka", "payload": held})
         text = self._bounded_payload(message)
         await self._bounded_send(lambda: self.websocket.ws.send_text(text))
         if message["type"] == "complete":
@@ -579,6 +602,8 @@ class GraphQLWSHandler(_BoundedSends, BaseGraphQLWSHandler[Any, Any]):
             return
         self._completed.discard(message["id"])
         await super().handle_start(message)
+        if message["id"] in self.tasks and (held := self._held_back()):
+            await self.send_message(cast(OperationMessage, {"type": "ka", "payload": held}))
 
     async def handle_async_results(
         self,

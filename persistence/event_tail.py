@@ -69,6 +69,23 @@ class TailStopped(Exception):
     """The server is shutting down."""
 
 
+@dataclass(frozen=True, slots=True)
+class HeldBack:
+    """Subscribers get nothing past `delivered_through` while `projections` are parked:
+    an event is delivered with its entity's view, and theirs would be missing or old."""
+
+    projections: tuple[str, ...]
+    delivered_through: int
+
+    @property
+    def message(self) -> str:
+        return (
+            f"events after position {self.delivered_through} are held back until the "
+            f"{', '.join(self.projections)} read model is running again; they will all be "
+            "delivered then, in order"
+        )
+
+
 class _Subscriber:
     __slots__ = ("capacity", "closed", "error", "matches", "queue", "ready")
 
@@ -113,8 +130,10 @@ class _Subscriber:
 class EventTail:
     """Reads each event from the log once per process, whatever the number of subscribers.
 
-    It follows the projector (`advance_to` is called when the read models have passed a
-    position), so a delivered event's entity view already reflects the event.
+    It follows the projector (`advance_to` is called when the read models its views read
+    have all passed a position, parked ones included), so a delivered event's entity view
+    already reflects the event, and a parked read model holds every subscriber back until
+    it runs again, rather than letting events through without their entity.
 
     Replays (`subscribe(after=...)`) are bounded: one may start at most `max_replay_events`
     positions back (None: any); each reads `replay_batch_size` events at a time and lets
@@ -149,7 +168,10 @@ class EventTail:
         self._replay_batch_size = replay_batch_size
         self._replay_reads = asyncio.Semaphore(replay_reads)
         self._position = 0
-        self._target = 0
+        self._bound = 0
+        self._held_by: tuple[str, ...] = ()
+        self._bound_moved = asyncio.Event()
+        self._stopped = False
         self._subscribers: set[_Subscriber] = set()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -162,12 +184,21 @@ class EventTail:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def held_back(self) -> HeldBack | None:
+        """Why subscribers wait, if a projection the views read is parked."""
+        if not self._held_by:
+            return None
+        return HeldBack(self._held_by, self._position)
+
     def start(self, position: int) -> None:
         """Deliver live events after `position` (what the read models have already reached)."""
-        self._position = self._target = position
+        self._position = self._bound = position
         self._task = asyncio.create_task(self._follow(), name="event-tail")
 
     async def stop(self) -> None:
+        self._stopped = True
+        self._move_bound()
         for subscriber in self._subscribers:
             subscriber.close()
         if self._task is not None:
@@ -176,10 +207,23 @@ class EventTail:
                 await self._task
             self._task = None
 
-    def advance_to(self, position: int) -> None:
-        if position > self._target:
-            self._target = position
-            self._wakeup.set()
+    def advance_to(self, position: int, parked: Sequence[str] = ()) -> None:
+        """The read models the views read have all applied `position`; `parked` are those
+        of them that stopped (and hold everything after their position back).
+
+        The bound may go down: a rebuild empties a read model and replays it. Nothing past
+        it is delivered, live or replayed, until the rebuild has passed it again.
+        """
+        self._held_by = tuple(parked)
+        if position != self._bound:
+            self._bound = position
+            self._move_bound()
+            if position > self._position:
+                self._wakeup.set()
+
+    def _move_bound(self) -> None:
+        moved, self._bound_moved = self._bound_moved, asyncio.Event()
+        moved.set()
 
     async def subscribe(
         self, matches: Filter, *, after: int | None = None
@@ -234,10 +278,20 @@ class EventTail:
     async def _replay(self, matches: Filter, *, after: int, up_to: int) -> AsyncIterator[TailEvent]:
         cursor = after
         while cursor < up_to:
+            if cursor >= self._bound:
+                # A rebuild is replaying the read models: their rows past the bound are not
+                # there yet, and an event's view must be.
+                moved = self._bound_moved
+                if self._stopped:
+                    return
+                await moved.wait()
+                continue
             # Only the read holds a turn: a subscriber slow to take its events must not keep
             # the others from theirs.
             async with self._replay_reads:
-                batch = await self._read(after=cursor, up_to=up_to, limit=self._replay_batch_size)
+                batch = await self._read(
+                    after=cursor, up_to=min(up_to, self._bound), limit=self._replay_batch_size
+                )
             if not batch:
                 return
             for event in batch:
@@ -267,14 +321,14 @@ class EventTail:
             await self._wakeup.wait()
             self._wakeup.clear()
             try:
-                while self._position < self._target:
+                while self._position < self._bound:
                     if not self._subscribers:
                         # Nobody to deliver to: skip the reads. A subscriber that comes later
                         # and asks for these events replays them from the log (`subscribe`).
-                        self._position = self._target
+                        self._position = self._bound
                         break
                     batch = await self._read(
-                        after=self._position, up_to=self._target, limit=self._batch_size
+                        after=self._position, up_to=self._bound, limit=self._batch_size
                     )
                     if not batch:
                         break

@@ -14,7 +14,7 @@ from persistence.tables import idempotency_keys
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyClaim:
-    """A command's key, what it was asked (fingerprint), and the kind of entity it creates."""
+    """A command's key, what it was asked (fingerprint), and the kind of entity it writes."""
 
     scope: str
     key: str

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Insert, Table, bindparam, delete, select, update
+from sqlalchemy import Insert, Row, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.event_log import EventLog, StoredEvent
+from persistence.projection_leases import Leases
 from persistence.tables import projection_checkpoints
 
 logger = logging.getLogger("orderdesk.projector")
@@ -55,6 +57,8 @@ class ProjectionStatus:
     position: int
     failures: int
     parked_error: str | None
+    leader: str | None = None
+    """The process that applies it (host:pid:token), if one does."""
 
 
 class ProjectionTimeout(TimeoutError):
@@ -75,30 +79,56 @@ _ADVANCE = (
     .where(
         projection_checkpoints.c.name == bindparam("b_name"),
         projection_checkpoints.c.position == bindparam("b_from"),
+        projection_checkpoints.c.leader == bindparam("b_leader"),
     )
-    .values(parked_error=None)
+    # Each batch applied is a beat of the lease (persistence/projection_leases.py).
+    .values(beat=projection_checkpoints.c.beat + 1)
 )
 
 
 _LOCK_CHECKPOINT = (
-    select(projection_checkpoints.c.position)
+    select(projection_checkpoints.c.position, projection_checkpoints.c.leader)
     .where(projection_checkpoints.c.name == bindparam("b_name"))
     .with_for_update()
 )
 
+CHASE_INTERVAL = 0.005
+"""Seconds between looks at a checkpoint another process is about to move: a mutation
+here waits on it (read-your-writes), so this is the latency a follower adds to a write."""
+CHASE_FOR = 2.0
+"""How long a follower keeps looking that often after hearing of a new event; past it, a
+leader that has not moved is looked for at the poll interval (and its lease timed out)."""
+
 
 class _CheckpointMoved(Exception):
-    """Another process advanced the projection first; this batch must not be applied twice."""
+    """Another process advanced the projection first, or took its lease: this batch must
+    not be applied twice."""
+
+
+Progress = Callable[[int, tuple[str, ...]], None]
+"""Told (position, parked names) of the projections it watches: see `Projector.watch`."""
+
+
+@dataclass(slots=True)
+class _Watcher:
+    names: tuple[str, ...]
+    listener: Progress
+    last: tuple[int, tuple[str, ...]] | None = None
 
 
 class Projector:
     """Follows the event log and keeps each projection's checkpoint with its read model.
 
     A projection's rows and its checkpoint change in one transaction, so after a crash it
-    resumes exactly where its last commit left it, and a replay changes nothing. Several
-    processes may run projectors on one database: the checkpoint advances only from the
-    position the batch started at (compare and set), so one of two racing processes rolls
-    back instead of applying a batch twice.
+    resumes exactly where its last commit left it, and a replay changes nothing. Of several
+    processes on one database, the one that holds a projection's lease applies it
+    (persistence/projection_leases.py) and the others follow its checkpoint. The checkpoint
+    advances only from the position the batch started at, and only for the lease's holder
+    (compare and set), so no batch is applied twice whatever the timing.
+
+    A projection's state - its position, whether it is parked and why, which process leads
+    it - is its checkpoint row's: every process and the command line see the same, and a
+    running server notices a rebuild or a retry made elsewhere within one poll interval.
     """
 
     def __init__(
@@ -112,7 +142,9 @@ class Projector:
         batch_size: int = 500,
         max_attempts: int = 5,
         retry_delay: float = 0.05,
+        lease_timeout: float = 3.0,
         changes: ReadModelChanges | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._log = log
         self._log_engine = log_engine
@@ -122,14 +154,18 @@ class Projector:
         self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
+        self._leases = leases or Leases(timeout=lease_timeout)
         self._checkpoints: dict[str, int] = {}
         self._failures: dict[str, int] = {}
         self._parked: dict[str, str] = {}
         self._reached = 0
+        self._known_head = 0
+        self._chase_until = 0.0
+        self._look = False
         self._advanced = asyncio.Condition()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listeners: list[Callable[[int], None]] = []
+        self._watchers: list[_Watcher] = []
         self._lock = asyncio.Lock()
         self._changes = changes
         self._told_through = 0
@@ -141,12 +177,30 @@ class Projector:
         """The position every running projection has reached."""
         return self._reached
 
-    def on_advance(self, listener: Callable[[int], None]) -> None:
-        """Call `listener(position)` each time every running projection has passed `position`."""
-        self._listeners.append(listener)
+    def applied_by(self, names: Iterable[str]) -> int:
+        """The position every one of `names` has applied, parked ones included."""
+        return min((self._checkpoints.get(name, 0) for name in names), default=0)
 
-    def wake(self) -> None:
-        """New events may be in the log: look now instead of at the next poll."""
+    def watch(self, names: Iterable[str], listener: Progress) -> None:
+        """Call `listener(position, parked)` whenever what `names` have all applied, or
+        which of them are parked, changes; at once with how things stand now.
+
+        Unlike `position`, parked projections count: what reads their rows (the event
+        tail) must wait for them, where a mutation must not.
+        """
+        watcher = _Watcher(tuple(names), listener)
+        self._watchers.append(watcher)
+        self._tell_watcher(watcher)
+
+    def wake(self, position: int | None = None) -> None:
+        """New events may be in the log (up to `position`, if known): look now instead of
+        at the next poll, and, for projections another process applies, keep looking at
+        its checkpoint until it has passed `position`."""
+        if position is None:
+            self._look = True
+        elif position > self._known_head:
+            self._known_head = position
+            self._chase_until = time.monotonic() + CHASE_FOR
         self._wakeup.set()
 
     async def start(self) -> None:
@@ -168,6 +222,14 @@ class Projector:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._leases.held:
+            # Handed back, another process takes over at its next poll instead of after
+            # the lease's timeout.
+            try:
+                async with asyncio.timeout(self._poll_interval), self._engine.begin() as c:
+                    await self._leases.release(c)
+            except Exception:
+                logger.warning("could not hand back the projection leases", exc_info=True)
 
     # The timeout is ours to own: its error names the positions, which asyncio.timeout cannot.
     async def wait_for(self, position: int, timeout: float) -> None:  # noqa: ASYNC109
@@ -179,7 +241,7 @@ class Projector:
         """
         if self._reached >= position:
             return
-        self.wake()
+        self.wake(position)
         try:
             async with asyncio.timeout(timeout), self._advanced:
                 await self._advanced.wait_for(lambda: self._reached >= position)
@@ -190,28 +252,47 @@ class Projector:
             ) from None
 
     def status(self) -> list[ProjectionStatus]:
-        """What this process knows: its in-memory positions, failures and parked errors."""
+        """What this process knows, as of its last look at the checkpoints (each poll)."""
         return [
             ProjectionStatus(
                 p.name,
                 self._checkpoints.get(p.name, 0),
                 self._failures.get(p.name, 0),
                 self._parked.get(p.name),
+                self._leases.leader_of(p.name),
             )
             for p in self._projections
         ]
 
     async def catch_up(self) -> None:
-        """Apply everything in the log now; returns when no projection has more to do."""
+        """Take the leases that are free, then apply everything in the log for the
+        projections this process leads; returns when they have no more to do."""
+        await self._look_around()
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """A round: apply what this process leads, and look at the checkpoints of what
+        another leads if they have events to catch up on."""
         async with self._lock:
             await self._forget_stale()
             # SQLite runs in the loop's thread: sleep(0) lets requests in between batches.
             while await self._advance_once():  # noqa: ASYNC110 - a yield, not a wait
                 await asyncio.sleep(0)
+            if (self._look or self._reached < self._known_head) and self._follows_any():
+                self._look = False
+                async with self._engine.connect() as connection:
+                    self._take(await _checkpoint_rows(connection))
+                if any(self._leases.claimable(p.name) for p in self._projections):
+                    # Its leader let go, or died on this host: take over now, not at the
+                    # next poll, as a write here is waiting.
+                    await self._settle_leases()
+                    while await self._advance_once():  # noqa: ASYNC110 - a yield, not a wait
+                        await asyncio.sleep(0)
+                await self._publish_progress(self._reached, [])
 
     async def _forget_stale(self) -> None:
         """Tell `changes` of read models that are stale as a whole (see `start` and
-        `_notice_rebuilds`); until that has gone through, it is tried again every round."""
+        `_take`); until that has gone through, it is tried again every round."""
         names = set(self._stale_everything)
         if self._changes is not None and names:
             try:
@@ -221,41 +302,73 @@ class Projector:
         # Only what was told: a name added meanwhile waits for the next round.
         self._stale_everything -= names
 
-    async def _notice_rebuilds(self) -> None:
-        """Notice a rebuild run by another process (`orderdesk projections rebuild`).
+    async def _look_around(self) -> None:
+        """Once a poll: read every checkpoint row (positions, parked errors, rebuild counts,
+        leaders), renew the leases held and take over those free or expired."""
+        async with self._lock:
+            await self._settle_leases()
+            await self._publish_progress(self._reached, [])
 
-        What was read here meanwhile (a read model emptied, then filling up) may be cached,
-        and positions end where they were, so a rebuild counts up `rebuilds` as it starts
-        and as it ends; a count that moved makes that read model stale as a whole. One
-        small read per poll, when idle.
-        """
-        if self._changes is None:
-            return
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(
-                select(projection_checkpoints.c.name, projection_checkpoints.c.rebuilds)
-            )
-            counts = {row.name: int(row.rebuilds) for row in rows}
+    async def _settle_leases(self) -> None:
+        async with self._engine.begin() as connection:
+            self._take(await _checkpoint_rows(connection))
+            for projection in self._projections:
+                await self._leases.settle(connection, projection.name)
+
+    def _take(self, rows: dict[str, Row[Any]]) -> None:
+        """Make what the checkpoint rows say this process's view."""
         for projection in self._projections:
-            count = counts.get(projection.name, 0)
-            if self._rebuilds.get(projection.name, 0) != count:
-                self._stale_everything.add(projection.name)
-            self._rebuilds[projection.name] = count
+            name = projection.name
+            row = rows.get(name)
+            if row is None:
+                continue
+            self._checkpoints[name] = int(row.position)
+            self._leases.observe(name, row.leader, int(row.beat))
+            if row.parked_error is not None:
+                self._parked[name] = row.parked_error
+            elif self._parked.pop(name, None) is not None:
+                # Retried or rebuilt, here or by another process: a fresh count of attempts.
+                self._failures.pop(name, None)
+            # A rebuild elsewhere counts this up as it starts and as it ends: what was read
+            # (and cached) meanwhile is stale, though positions may end where they were.
+            rebuilds = int(row.rebuilds)
+            if self._changes is not None and self._rebuilds.get(name, rebuilds) != rebuilds:
+                self._stale_everything.add(name)
+            self._rebuilds[name] = rebuilds
+
+    def _follows_any(self) -> bool:
+        return any(
+            p.name not in self._parked and not self._leases.holds(p.name) for p in self._projections
+        )
+
+    def _chasing(self) -> bool:
+        return (
+            self._reached < self._known_head
+            and time.monotonic() < self._chase_until
+            and self._follows_any()
+        )
 
     async def stored_status(self) -> list[ProjectionStatus]:
-        """Each projection's checkpoint and parked error as the read database holds them.
+        """Each projection's checkpoint, parked error and leader as the read database holds
+        them.
 
         Reads only, applies nothing: this is what `orderdesk projections status` shows,
         whichever process parked a projection. A projection without a checkpoint row has
         never run and stands at 0.
         """
         async with self._engine.connect() as connection:
-            rows = await connection.execute(select(projection_checkpoints))
-            stored = {row.name: (int(row.position), row.parked_error) for row in rows}
+            rows = await _checkpoint_rows(connection)
         statuses = []
         for projection in self._projections:
-            position, parked_error = stored.get(projection.name, (0, None))
-            statuses.append(ProjectionStatus(projection.name, position, 0, parked_error))
+            row = rows.get(projection.name)
+            if row is None:
+                statuses.append(ProjectionStatus(projection.name, 0, 0, None))
+            else:
+                statuses.append(
+                    ProjectionStatus(
+                        projection.name, int(row.position), 0, row.parked_error, row.leader
+                    )
+                )
         return statuses
 
     async def log_head(self) -> int:
@@ -263,28 +376,52 @@ class Projector:
         async with self._log_engine.connect() as connection:
             return await self._log.head(connection)
 
+    async def retry(self, names: Iterable[str] | None = None) -> list[str]:
+        """Clear the parked error of the named projections (every parked one when None):
+        their leader, in whichever process, tries them again within a poll interval.
+        Returns the names that were parked."""
+        targets = [p.name for p in self._select(names)]
+        async with self._engine.begin() as connection:
+            parked = list(
+                await connection.scalars(
+                    select(projection_checkpoints.c.name).where(
+                        projection_checkpoints.c.name.in_(targets),
+                        projection_checkpoints.c.parked_error.is_not(None),
+                    )
+                )
+            )
+            await connection.execute(
+                update(projection_checkpoints)
+                .where(projection_checkpoints.c.name.in_(parked))
+                .values(parked_error=None)
+            )
+        for name in parked:
+            self._parked.pop(name, None)
+            self._failures.pop(name, None)
+        self.wake()
+        return sorted(parked)
+
     async def rebuild(self, names: Iterable[str] | None = None) -> None:
         """Replay the named projections (all when None) from the start of the log.
 
-        One transaction empties the projection's tables, sets its checkpoint to 0 and
-        clears its parked error; then the log is applied again, a batch per transaction,
-        as at any catch-up. What a running server sees meanwhile: its readers find the
-        rebuilt read models empty, then filling up batch by batch until they reach the head
-        (lists are short, an order may read as null) - rebuild when that is acceptable, or
-        with the servers stopped. Its projector finds the checkpoint moved (compare and
-        set), reloads it and joins in; no event is applied twice, and nothing is lost.
-        Within this process, mutations keep waiting until the rebuild has passed their
-        own events.
+        One transaction takes their leases, sets their checkpoints to 0, clears their
+        parked errors and empties their tables; then the log is applied again, a batch per
+        transaction, as at any catch-up. What a running server sees meanwhile: its readers
+        find the rebuilt read models empty, then filling up batch by batch until they
+        reach the head (lists are short, an order may read as null) - rebuild when that is
+        acceptable, or with the servers stopped. Its subscribers are held back until the
+        rebuild has passed what they were delivered. Its projector follows the rebuild's
+        checkpoint, and takes the lease back once the rebuild is done (`stop` hands it
+        back). No event is applied twice, and nothing is lost.
         """
         targets = self._select(names)
         async with self._lock:
             if not self._checkpoints:  # not started: the command line rebuilds this way
                 await self._load_checkpoints()
             async with self._engine.begin() as connection:
+                # Checkpoints first: another process applying one of these holds its
+                # checkpoint's lock before its rows, and so must the rebuild (no deadlock).
                 for projection in targets:
-                    # Children before parents, should a projection's tables refer to each other.
-                    for table in reversed(projection.tables):
-                        await connection.execute(delete(table))
                     reset = await connection.execute(
                         update(projection_checkpoints)
                         .where(projection_checkpoints.c.name == projection.name)
@@ -292,30 +429,40 @@ class Projector:
                             position=0,
                             parked_error=None,
                             rebuilds=projection_checkpoints.c.rebuilds + 1,
+                            leader=self._leases.me,
+                            beat=projection_checkpoints.c.beat + 1,
                         )
                     )
                     if reset.rowcount != 1:
                         await connection.execute(
-                            _new_checkpoint(connection, projection.name, rebuilds=1)
+                            _new_checkpoint(
+                                connection, projection.name, rebuilds=1, leader=self._leases.me
+                            )
                         )
+                for projection in targets:
+                    # Children before parents, should a projection's tables refer to each other.
+                    for table in reversed(projection.tables):
+                        await connection.execute(delete(table))
             for projection in targets:
                 self._checkpoints[projection.name] = 0
                 self._failures.pop(projection.name, None)
                 self._parked.pop(projection.name, None)
-            names = [projection.name for projection in targets]
-            await self._rebuilt(names)
+                self._leases.forced(projection.name)
+            rebuilt = [projection.name for projection in targets]
+            await self._rebuilt(rebuilt)
             # Only the rebuilt ones: the others follow the log as they did, at their pace.
             while await self._advance_once(targets):
                 pass
             # What was read (and cached) while the tables filled up is stale now, here and
-            # in other processes (which notice the count, `_notice_rebuilds`).
+            # in other processes (which notice the count, `_take`).
             async with self._engine.begin() as connection:
                 await connection.execute(
                     update(projection_checkpoints)
-                    .where(projection_checkpoints.c.name.in_(names))
+                    .where(projection_checkpoints.c.name.in_(rebuilt))
                     .values(rebuilds=projection_checkpoints.c.rebuilds + 1)
                 )
-            await self._rebuilt(names)
+                self._take(await _checkpoint_rows(connection))
+            await self._rebuilt(rebuilt)
 
     async def _rebuilt(self, names: Iterable[str]) -> None:
         """The read models `names` are stale as a whole; told now if the cache answers,
@@ -337,41 +484,40 @@ class Projector:
         return [known[name] for name in wanted]
 
     async def _follow(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_look = loop.time() + self._poll_interval
+        next_look = time.monotonic() + self._poll_interval
         while True:
+            wait = CHASE_INTERVAL if self._chasing() else self._poll_interval
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval):
+                async with asyncio.timeout(wait):
                     await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 # By the clock, not only when idle: steady writes wake this every time.
-                if loop.time() >= next_look:
-                    next_look = loop.time() + self._poll_interval
-                    await self._notice_rebuilds()
-                await self.catch_up()
+                if time.monotonic() >= next_look:
+                    next_look = time.monotonic() + self._poll_interval
+                    await self._look_around()
+                await self._catch_up()
             except Exception:
                 # The database or the query cache is away; the next round retries, and the
                 # read-your-writes mark stays where it is meanwhile.
                 logger.exception("projector round failed; retrying")
 
     async def _load_checkpoints(self) -> None:
-        """Read (or create) each checkpoint. A projection parked by an earlier run is tried
-        again: a restart, after a fix, is the way to resume without a rebuild."""
+        """Read (or create) each checkpoint. A projection parked stays parked, whichever
+        process parked it, until `retry` or `rebuild` (`orderdesk projections ...`)."""
         async with self._engine.begin() as connection:
-            rows = (await connection.execute(select(projection_checkpoints))).all()
-            missing = {p.name for p in self._projections} - {row.name for row in rows}
+            rows = await _checkpoint_rows(connection)
+            missing = {p.name for p in self._projections} - set(rows)
             if missing:
                 # Every worker of a fresh database gets here at once: the rows one inserts
                 # are the others' to skip, and what counts is what is stored afterwards.
                 for name in sorted(missing):
                     await connection.execute(_new_checkpoint(connection, name))
-                rows = (await connection.execute(select(projection_checkpoints))).all()
-            stored = {row.name: row.position for row in rows}
-            self._rebuilds = {row.name: int(row.rebuilds) for row in rows}
-            for projection in self._projections:
-                self._rebuilds.setdefault(projection.name, 0)
-                self._checkpoints[projection.name] = stored.get(projection.name, 0)
+                rows = await _checkpoint_rows(connection)
+        self._rebuilds = {name: int(row.rebuilds) for name, row in rows.items()}
+        for projection in self._projections:
+            self._checkpoints.setdefault(projection.name, 0)
+        self._take(rows)
         self._reached = self._running_minimum()
         # What was applied before is made stale as a whole at start (`start`).
         self._told_through = max(self._told_through, self._reached)
@@ -384,58 +530,63 @@ class Projector:
 
     async def _advance_once(self, only: Sequence[Projection] | None = None) -> bool:
         candidates = self._projections if only is None else only
-        running = [p for p in candidates if p.name not in self._parked]
-        if not running:
+        leading = [
+            p for p in candidates if p.name not in self._parked and self._leases.holds(p.name)
+        ]
+        if not leading:
             return False
-        start = min(self._checkpoints[p.name] for p in running)
+        start = min(self._checkpoints[p.name] for p in leading)
         async with self._log_engine.connect() as connection:
             events = await self._log.read(connection, after=start, limit=self._batch_size)
-        for projection in running:
+        for projection in leading:
             await self._apply(projection, events)
         # Even with no new events: a mark held back by a failed `changes` moves on now.
         await self._publish_progress(start, events)
         return bool(events)
 
     async def _apply(self, projection: Projection, events: list[StoredEvent]) -> None:
-        checkpoint = self._checkpoints[projection.name]
+        name = projection.name
+        checkpoint = self._checkpoints[name]
         todo = [event for event in events if event.position > checkpoint]
         if not todo:
             return
+        me = self._leases.me
         try:
             async with self._engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
-                    # Take the checkpoint's row lock before any read-model row: projectors
-                    # of several processes then apply one projection one at a time. Without
-                    # it, two batches that start at different positions lock the same rows
-                    # in different orders and deadlock. (SQLite's writers take turns anyway.)
-                    locked = await connection.scalar(_LOCK_CHECKPOINT, {"b_name": projection.name})
-                    if locked != checkpoint:
+                    # The checkpoint's row lock before any read-model row: whoever else
+                    # touches this projection (a rebuild, a holder that lost its lease and
+                    # has not noticed) waits here, instead of locking rows in another order.
+                    # (SQLite's writers take turns anyway.)
+                    locked = (await connection.execute(_LOCK_CHECKPOINT, {"b_name": name})).one()
+                    if (int(locked.position), locked.leader) != (checkpoint, me):
                         raise _CheckpointMoved
                 for event in todo:
                     await projection.apply(connection, event)
                 moved = await connection.execute(
                     _ADVANCE,
                     {
-                        "b_name": projection.name,
+                        "b_name": name,
                         "b_from": checkpoint,
+                        "b_leader": me,
                         "position": todo[-1].position,
                     },
                 )
                 if moved.rowcount != 1:
                     raise _CheckpointMoved
         except _CheckpointMoved:
-            await self._reload_checkpoint(projection.name)
+            await self._reload_checkpoint(name)
             return
         except Exception as error:
-            # Another process (a second server, a rebuild) may have applied these events
-            # first, so that ours collided with its rows: a lost race, not a broken projection.
-            await self._reload_checkpoint(projection.name)
-            if self._checkpoints[projection.name] != checkpoint:
+            # A rebuild may have taken the lease and emptied the tables under this batch:
+            # a lost race, not a broken projection.
+            await self._reload_checkpoint(name)
+            if self._checkpoints[name] != checkpoint or not self._leases.holds(name):
                 return
             await self._failed(projection, todo[0], error)
             return
-        self._checkpoints[projection.name] = todo[-1].position
-        self._failures.pop(projection.name, None)
+        self._checkpoints[name] = todo[-1].position
+        self._failures.pop(name, None)
 
     async def _failed(self, projection: Projection, event: StoredEvent, error: Exception) -> None:
         """Retry with backoff, then park: a broken projection must not stop the others or writes."""
@@ -454,7 +605,8 @@ class Projector:
             reason = f"{type(error).__name__}: {error} at position {event.position}"
             self._parked[projection.name] = reason
             logger.error(
-                "projection %s is parked until it is rebuilt or the process restarts",
+                "projection %s is parked until `orderdesk projections retry %s` or a rebuild",
+                projection.name,
                 projection.name,
             )
             await self._store_parked(projection.name, reason)
@@ -462,7 +614,7 @@ class Projector:
         await asyncio.sleep(self._retry_delay * 2 ** (failures - 1))
 
     async def _store_parked(self, name: str, reason: str) -> None:
-        """Record the parked error where `projections status` and other processes see it."""
+        """Record the parked error where every process and `projections status` see it."""
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(
@@ -471,7 +623,8 @@ class Projector:
                     .values(parked_error=reason)
                 )
         except Exception:
-            # The projection is parked in this process all the same; readiness reports it.
+            # Parked here all the same; the next look at the checkpoints, finding it not
+            # parked there, tries it again.
             logger.exception("could not record that projection %s is parked", name)
 
     async def _tell_changes(self, position: int, after: int, events: Sequence[StoredEvent]) -> None:
@@ -490,7 +643,7 @@ class Projector:
         if after <= told and events:
             pending = [e for e in events if told < e.position <= position]
             covered = max(told, events[-1].position)
-        if covered < position:  # rarely: the batch usually holds them all
+        if covered < position:  # a follower, or after a failure
             async with self._log_engine.connect() as connection:
                 while covered < position:
                     more = await self._log.read(
@@ -508,14 +661,11 @@ class Projector:
 
     async def _reload_checkpoint(self, name: str) -> None:
         async with self._engine.connect() as connection:
-            position = await connection.scalar(
-                select(projection_checkpoints.c.position).where(
-                    projection_checkpoints.c.name == name
-                )
-            )
-        self._checkpoints[name] = int(position or 0)
+            self._take(await _checkpoint_rows(connection, name))
 
     async def _publish_progress(self, after: int, events: Sequence[StoredEvent]) -> None:
+        for watcher in self._watchers:
+            self._tell_watcher(watcher)
         reached = self._running_minimum()
         if reached <= self._reached:
             return
@@ -523,13 +673,31 @@ class Projector:
         self._reached = reached
         async with self._advanced:
             self._advanced.notify_all()
-        for listener in self._listeners:
-            listener(reached)
+
+    def _tell_watcher(self, watcher: _Watcher) -> None:
+        now = (
+            self.applied_by(watcher.names),
+            tuple(name for name in watcher.names if name in self._parked),
+        )
+        if now != watcher.last:
+            watcher.last = now
+            watcher.listener(*now)
 
 
-def _new_checkpoint(connection: AsyncConnection, name: str, *, rebuilds: int = 0) -> Insert:
+async def _checkpoint_rows(
+    connection: AsyncConnection, name: str | None = None
+) -> dict[str, Row[Any]]:
+    statement = select(projection_checkpoints)
+    if name is not None:
+        statement = statement.where(projection_checkpoints.c.name == name)
+    return {row.name: row for row in await connection.execute(statement)}
+
+
+def _new_checkpoint(
+    connection: AsyncConnection, name: str, *, rebuilds: int = 0, leader: str | None = None
+) -> Insert:
     """A checkpoint row at 0 that another process may have inserted first: then nothing."""
-    values = {"name": name, "position": 0, "rebuilds": rebuilds}
+    values = {"name": name, "position": 0, "rebuilds": rebuilds, "leader": leader}
     if connection.dialect.name == "postgresql":
         return postgresql_insert(projection_checkpoints).values(values).on_conflict_do_nothing()
     return sqlite_insert(projection_checkpoints).values(values).on_conflict_do_nothing()

@@ -157,6 +157,10 @@ class LocalQueryCache:
             self._lock_file = None
 
 
+CACHE_TIMEOUT = 0.5
+"""Seconds a Redis query cache may take to connect or to answer."""
+
+
 class RedisQueryCache:
     """In Redis, shared by every process: a hit is one round trip (the entry and the
     generations of its tags, pipelined), an invalidation another.
@@ -171,7 +175,11 @@ class RedisQueryCache:
     def __init__(
         self, url: str, *, secret: bytes, ttl: int = 300, prefix: str = "orderdesk"
     ) -> None:
-        self._redis = redis.Redis.from_url(url)
+        # A cache that takes longer than this to answer is worse than none: the lookup
+        # fails, is logged, and the query reads the read models.
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=CACHE_TIMEOUT, socket_connect_timeout=CACHE_TIMEOUT
+        )
         self._secret = secret
         self._ttl = ttl
         self._entry_prefix = f"{prefix}:query-cache:entry:"

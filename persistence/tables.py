@@ -111,6 +111,10 @@ projection_checkpoints = Table(
     # Counted up when a rebuild starts and when it ends: how another process's projector
     # learns that what it read (and cached) meanwhile is stale, though positions end equal.
     Column("rebuilds", Integer, nullable=False, server_default="0"),
+    # The process that applies this projection (see persistence/projection_leases.py), and
+    # the beat it counts up as it works: a beat that stops moving is a lease to take over.
+    Column("leader", String(200), nullable=True),
+    Column("beat", BigInteger, nullable=False, server_default="0"),
 )
 
 product_catalog = Table(

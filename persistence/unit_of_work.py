@@ -3,7 +3,7 @@
 It commits the changed aggregates and their new events, in the event log, in one
 transaction (a transactional outbox): no event is published that was not committed, and
 none that was committed is lost. An idempotency key, when the command carries one, is
-stored in the same transaction.
+stored in the same transaction, with the entity it wrote.
 """
 
 from __future__ import annotations
@@ -118,12 +118,12 @@ class SqlUnitOfWork:
             connection, new_events, occurred_at=now, correlation_id=self._correlation_id
         )
         if self._claim is not None:
-            created = self._created(self._claim.kind, [a for _, a in changed])
+            written = self._written(self._claim.kind, [a for _, a in changed])
             await store_outcome(
                 connection,
                 self._claim,
-                entity_id=created.id,
-                version=created.version,
+                entity_id=written.id,
+                version=written.version,
                 position=position,
                 now=now,
             )
@@ -135,11 +135,13 @@ class SqlUnitOfWork:
         return position
 
     @staticmethod
-    def _created(kind: str, changed: list[Aggregate]) -> Aggregate:
-        created = [a for a in changed if a.kind == kind and a.stored_version == 0]
-        if len(created) != 1:
-            raise RuntimeError(f"an idempotent command must create one {kind}, not {len(created)}")
-        return created[0]
+    def _written(kind: str, changed: list[Aggregate]) -> Aggregate:
+        """The entity a keyed command wrote, new or existing: the one of its kind it changed
+        (placing or cancelling an order changes products too, but they are of another kind)."""
+        written = [a for a in changed if a.kind == kind]
+        if len(written) != 1:
+            raise RuntimeError(f"an idempotent command must write one {kind}, not {len(written)}")
+        return written[0]
 
     def _require_connection(self) -> AsyncConnection:
         if self._connection is None:

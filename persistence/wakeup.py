@@ -7,18 +7,23 @@ delivery by at most one poll interval, never loses an event. So publishing is fi
 forget, coalesced (a burst of commits sends one message with the highest position), and a
 broker that is down is logged and retried, never allowed to fail or slow down a command.
 
-Two transports: PostgreSQL LISTEN/NOTIFY (asyncpg), used by default when the database is
-PostgreSQL, and Redis pub/sub (`ORDERDESK_BROKER_URL=redis://...`). SQLite with one
-process needs neither (`NoWakeUps`).
+Three transports: PostgreSQL LISTEN/NOTIFY (asyncpg), used by default when the database is
+PostgreSQL; Redis pub/sub (`ORDERDESK_BROKER_URL=redis://...`); and, for the processes on
+one SQLite file, Unix datagram sockets (one host).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
+import socket
+import tempfile
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
@@ -26,6 +31,8 @@ from sqlalchemy.engine import make_url
 logger = logging.getLogger("orderdesk.wakeup")
 
 CHANNEL = "orderdesk_events"
+OnWake = Callable[[int | None], None]
+"""Told the position the log has grown to, if the message says."""
 RETRY_DELAY = 0.5
 """Seconds between attempts to reach a broker that is away (a lost wake-up costs a poll)."""
 
@@ -33,7 +40,7 @@ RETRY_DELAY = 0.5
 class WakeUps(Protocol):
     """The port the composition root wires: `publish` after each commit, `on_wake` on receipt."""
 
-    async def start(self, on_wake: Callable[[], None]) -> None: ...
+    async def start(self, on_wake: OnWake) -> None: ...
 
     def publish(self, position: int) -> None: ...
 
@@ -43,7 +50,7 @@ class WakeUps(Protocol):
 class NoWakeUps:
     """One process: the projector is woken in-process by the unit of work already."""
 
-    async def start(self, on_wake: Callable[[], None]) -> None:
+    async def start(self, on_wake: OnWake) -> None:
         pass
 
     def publish(self, position: int) -> None:
@@ -81,9 +88,9 @@ class BrokerWakeUps:
         self._pending = asyncio.Event()
         self._connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._on_wake: Callable[[], None] = lambda: None
+        self._on_wake: OnWake = lambda _position: None
 
-    async def start(self, on_wake: Callable[[], None]) -> None:
+    async def start(self, on_wake: OnWake) -> None:
         self._on_wake = on_wake
         self._tasks = [
             asyncio.create_task(self._listen(), name=f"wakeup-listen-{self._name}"),
@@ -110,9 +117,9 @@ class BrokerWakeUps:
         await self._transport.close()
 
     def _received(self, payload: str) -> None:
-        origin, _, _position = payload.partition(":")
+        origin, _, position = payload.partition(":")
         if origin != self._origin:
-            self._on_wake()
+            self._on_wake(int(position) if position.isdigit() else None)
 
     async def _listen(self) -> None:
         while True:
@@ -120,11 +127,13 @@ class BrokerWakeUps:
                 await self._transport.connect(self._received)
                 self._connected.set()
                 # Events committed while we were not subscribed got no wake-up to us.
-                self._on_wake()
+                self._on_wake(None)
                 await self._transport.wait_closed()
                 logger.warning("%s wake-up connection lost; reconnecting", self._name)
             except asyncio.CancelledError:
                 raise
+            except ConnectionError as lost:
+                logger.warning("%s wake-up connection lost (%s); reconnecting", self._name, lost)
             except Exception:
                 logger.warning(
                     "%s wake-ups unavailable; events from other processes arrive by polling",
@@ -196,10 +205,22 @@ class PostgresTransport:
 
 
 class RedisTransport:
-    """Redis pub/sub: one client for PUBLISH, its pub/sub connection for SUBSCRIBE."""
+    """Redis pub/sub: one client for PUBLISH, its pub/sub connection for SUBSCRIBE.
 
-    def __init__(self, url: str) -> None:
+    A Redis that stops answering on an open connection (a stalled host, a dropped route)
+    sends no error and no close: the subscription would wait forever, and every wake-up
+    be lost, unnoticed. So the reader pings whenever it has heard nothing for
+    `ping_every` seconds, and a connection silent for `silent_for` is given up on and
+    made anew; every command besides has `timeout`.
+    """
+
+    def __init__(
+        self, url: str, *, ping_every: float = 1.0, silent_for: float = 3.0, timeout: float = 3.0
+    ) -> None:
         self._url = url
+        self._ping_every = ping_every
+        self._silent_for = silent_for
+        self._timeout = timeout
         self._client: Any = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -207,18 +228,29 @@ class RedisTransport:
     async def connect(self, on_message: Callable[[str], None]) -> None:
         import redis.asyncio as redis  # noqa: PLC0415 - only needed when a Redis URL is set
 
-        self._client = redis.from_url(self._url, socket_connect_timeout=10)
+        self._client = redis.from_url(
+            self._url, socket_connect_timeout=self._timeout, socket_timeout=self._timeout
+        )
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         await self._pubsub.subscribe(CHANNEL)
-        pubsub = self._pubsub
+        self._reader = asyncio.create_task(self._read(on_message), name="wakeup-redis-reader")
 
-        async def read() -> None:
-            async for message in pubsub.listen():
+    async def _read(self, on_message: Callable[[str], None]) -> None:
+        loop = asyncio.get_running_loop()
+        pubsub = self._pubsub
+        heard = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=self._ping_every)
+            now = loop.time()
+            if message is not None:
+                heard = now  # a message or the answer to a ping: the connection lives
                 if message.get("type") == "message":
                     data = message["data"]
                     on_message(data.decode() if isinstance(data, bytes) else str(data))
-
-        self._reader = asyncio.create_task(read(), name="wakeup-redis-reader")
+                continue
+            if now - heard >= self._silent_for:
+                raise ConnectionError(f"Redis has answered nothing for {now - heard:.1f} s")
+            await pubsub.ping()
 
     async def wait_closed(self) -> None:
         if self._reader is not None:
@@ -238,23 +270,100 @@ class RedisTransport:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                async with asyncio.timeout(self._timeout):
+                    await pubsub.aclose()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
-                await client.aclose()
+                async with asyncio.timeout(self._timeout):
+                    await client.aclose()
+
+
+class LocalTransport:
+    """Unix datagram sockets, one per process, in a directory of their own for one SQLite
+    file: the workers of `orderdesk serve --workers N` on one host.
+
+    Only one process applies each projection (persistence/projection_leases.py), so a
+    write in another must reach it at once, or that write would wait for its poll. A
+    socket left by a process that died is removed by the first send that finds it dead.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._socket: socket.socket | None = None
+        self._path: Path | None = None
+        self._closed = asyncio.Event()
+
+    async def connect(self, on_message: Callable[[str], None]) -> None:
+        self._directory.mkdir(mode=0o700, exist_ok=True)
+        if self._directory.stat().st_uid != os.getuid():
+            raise PermissionError(f"{self._directory} belongs to another user")
+        path = self._directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        endpoint = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        endpoint.setblocking(False)
+        endpoint.bind(str(path))
+        self._socket, self._path = endpoint, path
+        self._closed = asyncio.Event()
+
+        def readable() -> None:
+            while True:
+                try:
+                    data = endpoint.recv(512)
+                except (BlockingIOError, OSError):
+                    return
+                on_message(data.decode(errors="replace"))
+
+        asyncio.get_running_loop().add_reader(endpoint.fileno(), readable)
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def send(self, payload: str) -> None:
+        endpoint = self._socket
+        if endpoint is None:
+            raise ConnectionError("not connected")
+        data = payload.encode()
+        for peer in self._directory.iterdir():
+            if peer == self._path:
+                continue
+            try:
+                endpoint.sendto(data, str(peer))
+            except (ConnectionRefusedError, FileNotFoundError):
+                peer.unlink(missing_ok=True)  # its process is gone
+            except BlockingIOError:
+                pass  # its queue is full of wake-ups: it is awake already
+
+    async def close(self) -> None:
+        endpoint, self._socket = self._socket, None
+        if endpoint is not None:
+            asyncio.get_running_loop().remove_reader(endpoint.fileno())
+            endpoint.close()
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+            self._path = None
+        self._closed.set()
 
 
 def wake_ups_for(database_url: str, broker_url: str | None) -> WakeUps:
     """Redis if `broker_url` says so, else LISTEN/NOTIFY on a PostgreSQL broker or database,
-    else none (SQLite: one process)."""
+    else local sockets for a SQLite file (none for a database in memory: one process)."""
     if broker_url:
         if broker_url.startswith(("redis://", "rediss://", "unix://")):
             return BrokerWakeUps(RedisTransport(broker_url), name="redis")
         return BrokerWakeUps(PostgresTransport(_asyncpg_dsn(broker_url)), name="postgresql")
-    if make_url(database_url).get_backend_name() == "postgresql":
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
         return BrokerWakeUps(PostgresTransport(_asyncpg_dsn(database_url)), name="postgresql")
-    return NoWakeUps()
+    if url.database in (None, "", ":memory:"):
+        return NoWakeUps()
+    return BrokerWakeUps(LocalTransport(local_wake_up_directory(url.database)), name="local")
+
+
+def local_wake_up_directory(database: str) -> Path:
+    """Where the processes on one SQLite file meet; in the temporary directory, as a
+    socket's path must be short (108 bytes), named by the file's resolved path."""
+    digest = hashlib.sha256(str(Path(database).resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"orderdesk-wakeups-{digest}"
 
 
 def _asyncpg_dsn(url: str) -> str:

@@ -316,10 +316,17 @@ class PlaceOrderInput:
     )
 
 
+MOVE_KEY = (
+    f"At most {MAX_KEY_LENGTH} characters. Retrying with the same key and input changes "
+    "nothing and returns the order as it is now, even if it has moved on since."
+)
+
+
 @strawberry.input
 class ChangeOrderInput:
     id: relay.GlobalID
     expected_version: int | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=MOVE_KEY)
 
 
 @strawberry.input
@@ -327,6 +334,7 @@ class CancelOrderInput:
     id: relay.GlobalID
     reason: str = strawberry.field(default="", description=f"At most {MAX_REASON} characters.")
     expected_version: int | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=MOVE_KEY)
 
 
 @strawberry.type
@@ -409,6 +417,16 @@ def _place_order(info: Info, data: PlaceOrderInput) -> PlaceOrder:
     )
 
 
+def _move(
+    command: type[ConfirmOrder | ShipOrder | DeliverOrder], data: ChangeOrderInput
+) -> Command[Written]:
+    return command(
+        local_id(data.id, ORDER),
+        expected_version=data.expected_version,
+        idempotency_key=data.idempotency_key,
+    )
+
+
 async def _order_command(
     info: Info, build: Callable[[], Command[Written]], wrap: Callable[[Order], S]
 ) -> S | CommandError:
@@ -430,7 +448,7 @@ class OrderMutations:
     async def confirm_order(self, info: Info, input: ChangeOrderInput) -> ConfirmOrderResult:
         return await _order_command(
             info,
-            lambda: ConfirmOrder(local_id(input.id, ORDER), input.expected_version),
+            lambda: _move(ConfirmOrder, input),
             lambda order: ConfirmOrderSuccess(order=order),
         )
 
@@ -438,7 +456,7 @@ class OrderMutations:
     async def ship_order(self, info: Info, input: ChangeOrderInput) -> ShipOrderResult:
         return await _order_command(
             info,
-            lambda: ShipOrder(local_id(input.id, ORDER), input.expected_version),
+            lambda: _move(ShipOrder, input),
             lambda order: ShipOrderSuccess(order=order),
         )
 
@@ -446,7 +464,7 @@ class OrderMutations:
     async def deliver_order(self, info: Info, input: ChangeOrderInput) -> DeliverOrderResult:
         return await _order_command(
             info,
-            lambda: DeliverOrder(local_id(input.id, ORDER), input.expected_version),
+            lambda: _move(DeliverOrder, input),
             lambda order: DeliverOrderSuccess(order=order),
         )
 
@@ -454,7 +472,12 @@ class OrderMutations:
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderResult:
         return await _order_command(
             info,
-            lambda: CancelOrder(local_id(input.id, ORDER), input.reason, input.expected_version),
+            lambda: CancelOrder(
+                local_id(input.id, ORDER),
+                reason=input.reason,
+                expected_version=input.expected_version,
+                idempotency_key=input.idempotency_key,
+            ),
             lambda order: CancelOrderSuccess(order=order),
         )
 

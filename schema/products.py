@@ -13,6 +13,7 @@ from strawberry import relay
 
 from domain.products import MAX_DESCRIPTION, MAX_NAME
 from domain.products import Product as ProductAggregate
+from handlers.idempotency import MAX_KEY_LENGTH
 from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
 from handlers.products import (
     CreateProduct,
@@ -146,6 +147,14 @@ SKU = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit
 NAME = f"1 to {MAX_NAME} characters."
 DESCRIPTION = f"At most {MAX_DESCRIPTION} characters."
 CURRENCY = "A three-letter ISO 4217 code such as USD."
+CREATE_KEY = (
+    f"At most {MAX_KEY_LENGTH} characters. Retrying with the same key and input returns the "
+    "first product, as it is now, and creates no other."
+)
+CHANGE_KEY = (
+    f"At most {MAX_KEY_LENGTH} characters. Retrying with the same key and input changes "
+    "nothing and returns the product as it is now."
+)
 
 
 @strawberry.input
@@ -156,6 +165,7 @@ class CreateProductInput:
     currency: str = strawberry.field(default="USD", description=CURRENCY)
     description: str = strawberry.field(default="", description=DESCRIPTION)
     stock: int = 0
+    idempotency_key: str | None = strawberry.field(default=None, description=CREATE_KEY)
 
 
 @strawberry.input
@@ -166,6 +176,7 @@ class UpdateProductInput:
     description: str | None = strawberry.field(default=None, description=DESCRIPTION)
     price: Decimal | None = None
     currency: str | None = strawberry.field(default=None, description=CURRENCY)
+    idempotency_key: str | None = strawberry.field(default=None, description=CHANGE_KEY)
 
 
 @strawberry.input
@@ -173,6 +184,7 @@ class RestockProductInput:
     id: relay.GlobalID
     quantity: int
     expected_version: int | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=CHANGE_KEY)
 
 
 @strawberry.input
@@ -227,6 +239,7 @@ class ProductMutations:
                 currency=input.currency,
                 description=input.description,
                 stock=input.stock,
+                idempotency_key=input.idempotency_key,
             )
 
         async def success(written: Written) -> CreateProductSuccess:
@@ -244,6 +257,7 @@ class ProductMutations:
                 description=input.description,
                 price=input.price,
                 currency=input.currency,
+                idempotency_key=input.idempotency_key,
             )
 
         async def success(written: Written) -> UpdateProductSuccess:
@@ -258,6 +272,7 @@ class ProductMutations:
                 product_id=product_id(input.id),
                 quantity=input.quantity,
                 expected_version=input.expected_version,
+                idempotency_key=input.idempotency_key,
             )
 
         async def success(written: Written) -> RestockProductSuccess:

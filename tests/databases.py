@@ -27,10 +27,12 @@ def sqlite_settings(directory: Path, **overrides: Any) -> Settings:
     """The suite's settings on a SQLite file in `directory`: a short poll, the test secret,
     and whatever a test changes."""
     return Settings(
-        database_url=sqlite_url(directory),
-        poll_interval=0.2,
-        jwt_secret=SecretStr(TEST_SECRET),
-        **overrides,
+        **{
+            "database_url": sqlite_url(directory),
+            "poll_interval": 0.2,
+            "jwt_secret": SecretStr(TEST_SECRET),
+            **overrides,
+        }
     )
 
 
