@@ -203,3 +203,7 @@ def _not_migrated(error: DBAPIError) -> int:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format=server.LOG_FORMAT)
     cli()
+
+
+if __name__ == "__main__":  # python -m orderdesk.cli
+    main()

@@ -261,10 +261,17 @@ def server_config(
 def run(config: ServerConfig) -> None:
     """Serve until stopped, as uvicorn.run would with this config."""
     server = uvicorn.Server(config)
+    supervisor = None
     with contextlib.suppress(KeyboardInterrupt):
         if config.workers > 1:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+            supervisor.run()
         else:
             server.run()
-    if config.workers == 1 and not server.started:
+    # A worker that could not start stops the whole server, and a supervisor (systemd, a
+    # container runtime) must see it as a failure, not a clean exit.
+    if supervisor is not None:
+        if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
+            raise SystemExit(STARTUP_FAILURE)
+    elif not server.started:
         raise SystemExit(STARTUP_FAILURE)

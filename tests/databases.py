@@ -47,6 +47,14 @@ def postgres_base_url() -> str:
     return url
 
 
+def redis_url() -> str:
+    """The test Redis, or a skip that says which variable is missing."""
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        pytest.skip(f"Redis tests need {REDIS_ENV} (set by .ci/run)")
+    return url
+
+
 @asynccontextmanager
 async def postgres_database_url() -> AsyncIterator[str]:
     """The URL of a new, empty database on the test server; it is dropped afterwards."""

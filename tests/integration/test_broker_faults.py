@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from contextlib import ExitStack
 
@@ -17,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from orderdesk.settings import Settings
-from tests.databases import REDIS_ENV, postgres_database_url
+from tests.databases import postgres_database_url, redis_url
 from tests.frozen_proxy import frozen_proxy
 from tests.graphql_client import TEST_SECRET, GraphQLClient
 from tests.served import serve
@@ -27,13 +26,6 @@ POLL = 30.0
 """Long enough that an event arriving within seconds cannot have come by polling."""
 NOTICED = 6.0
 """The reader pings after 1 s of silence and gives up after 3 s; with margin."""
-
-
-def _redis_url() -> str:
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"the frozen broker test needs {REDIS_ENV}")
-    return url
 
 
 async def _logged(caplog: pytest.LogCaptureFixture, text: str, within: float) -> float:
@@ -48,7 +40,7 @@ async def _logged(caplog: pytest.LogCaptureFixture, text: str, within: float) ->
 async def test_a_frozen_redis_broker_is_noticed_and_left_for_a_new_connection(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    redis = make_url(_redis_url())
+    redis = make_url(redis_url())
     caplog.set_level(logging.WARNING, logger="orderdesk.wakeup")
     async with postgres_database_url() as database_url:
         with frozen_proxy(redis.host or "127.0.0.1", redis.port or 6379) as proxy:

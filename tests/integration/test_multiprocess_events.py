@@ -4,7 +4,6 @@ the poll interval, which is set long so that the broker is what these tests prov
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import ExitStack
 
@@ -13,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from orderdesk.settings import Settings
-from tests.databases import REDIS_ENV, postgres_database_url
+from tests.databases import postgres_database_url, redis_url
 from tests.graphql_client import TEST_SECRET, GraphQLClient
 from tests.served import serve
 from tests.ws_client import move_order, new_product, open_socket, place_order, register
@@ -23,17 +22,10 @@ POLL = 30.0
 PROMPTLY = 2.0
 
 
-def _redis_url() -> str:
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"the Redis broker test needs {REDIS_ENV}")
-    return url
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("broker", ["listen-notify", "redis"])
 async def test_a_mutation_on_one_process_reaches_subscribers_on_the_other(broker: str) -> None:
-    broker_url = _redis_url() if broker == "redis" else None
+    broker_url = redis_url() if broker == "redis" else None
     async with postgres_database_url() as database_url:
         settings = Settings(
             database_url=database_url,
