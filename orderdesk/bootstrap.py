@@ -192,6 +192,7 @@ def bootstrap(
         log=log,
         log_engine=log_engine,
         read_model_engine=read_model_engine,
+        checkpoint_engine=read_engine,
         projections=projections,
         poll_interval=settings.poll_interval,
         lease_timeout=settings.projection_lease_timeout,
@@ -204,6 +205,7 @@ def bootstrap(
         log_engine=log_engine,
         read_engine=read_engine,
         views={**products.VIEWS, **orders.VIEWS},
+        reads=TAIL_READS,
         queue_size=settings.subscriber_queue_size,
         max_replay_events=settings.max_replay_events,
     )

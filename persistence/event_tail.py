@@ -10,9 +10,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.event_log import EventLog, StoredEvent
+from persistence.tables import projection_checkpoints
 
 logger = logging.getLogger("orderdesk.event_tail")
 
@@ -33,6 +35,9 @@ ViewLoader = Callable[[AsyncConnection, Sequence[str]], Awaitable[Mapping[str, o
 """Reads the read-model views of the given stream ids in one statement."""
 
 Filter = Callable[[TailEvent], bool]
+
+HELD_REPLAY_RETRY = 0.5
+"""Seconds before a replay held back by the stored checkpoints looks again."""
 
 
 class SubscriberTooSlow(Exception):
@@ -135,6 +140,11 @@ class EventTail:
     already reflects the event, and a parked read model holds every subscriber back until
     it runs again, rather than letting events through without their entity.
 
+    `reads` names the projections the views read. Each batch is also checked against their
+    checkpoints as stored, around the read of its views: another process's rebuild empties
+    a read model before this process hears of it, and an event is never delivered (or
+    skipped) without its entity's view.
+
     Replays (`subscribe(after=...)`) are bounded: one may start at most `max_replay_events`
     positions back (None: any); each reads `replay_batch_size` events at a time and lets
     the loop run between batches; and at most `replay_reads` of them read the log at once,
@@ -157,11 +167,13 @@ class EventTail:
         max_replay_events: int | None = None,
         replay_batch_size: int = 100,
         replay_reads: int = 2,
+        reads: Sequence[str] = (),
     ) -> None:
         self._log = log
         self._log_engine = log_engine
         self._read_engine = read_engine
         self._views = dict(views)
+        self._reads = tuple(reads)
         self._queue_size = queue_size
         self._batch_size = batch_size
         self._max_replay_events = max_replay_events
@@ -293,7 +305,15 @@ class EventTail:
                     after=cursor, up_to=min(up_to, self._bound), limit=self._replay_batch_size
                 )
             if not batch:
-                return
+                # Held back by what the read models store (a rebuild elsewhere): look again
+                # when the bound moves, or after a while.
+                moved = self._bound_moved
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HELD_REPLAY_RETRY):
+                        await moved.wait()
+                if self._stopped:
+                    return
+                continue
             for event in batch:
                 if matches(event):
                     yield event
@@ -303,18 +323,41 @@ class EventTail:
             await asyncio.sleep(0)
 
     async def _read(self, *, after: int, up_to: int, limit: int) -> list[TailEvent]:
+        """Events after `after` with their views, as far as the read models stored have
+        them: possibly fewer than asked, or none, while another process rebuilds one
+        (this process learns of that only at its projector's next look)."""
         async with self._log_engine.connect() as connection:
             events = await self._log.read(connection, after=after, up_to=up_to, limit=limit)
         if not events:
             return []
         views: dict[tuple[str, str], object] = {}
         async with self._read_engine.connect() as connection:
+            applied, rebuilds = await self._stored(connection)
+            events = [e for e in events if e.position <= applied]
             for stream_type, load in self._views.items():
                 ids = sorted({e.stream_id for e in events if e.stream_type == stream_type})
                 if ids:
                     found = await load(connection, ids)
                     views.update(((stream_type, key), view) for key, view in found.items())
+            # A rebuild that began meanwhile may have emptied what was read: read again.
+            if events and (await self._stored(connection))[1] != rebuilds:
+                return []
         return [TailEvent(e, views.get((e.stream_type, e.stream_id))) for e in events]
+
+    async def _stored(self, connection: AsyncConnection) -> tuple[int, int]:
+        """What the views' read models have all applied, and their rebuild counts, as stored."""
+        if not self._reads:
+            return self._bound, 0
+        rows = (
+            await connection.execute(
+                select(projection_checkpoints.c.position, projection_checkpoints.c.rebuilds).where(
+                    projection_checkpoints.c.name.in_(self._reads)
+                )
+            )
+        ).all()
+        if len(rows) < len(self._reads):
+            return 0, 0
+        return min(int(row.position) for row in rows), sum(int(row.rebuilds) for row in rows)
 
     async def _follow(self) -> None:
         while True:

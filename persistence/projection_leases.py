@@ -54,8 +54,18 @@ _RELEASE = (
 
 def process_name() -> str:
     """host:pid:token. The token tells apart two projectors of one process (tests run two
-    apps side by side), the host and pid let this host see that a holder has died."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    apps side by side), the host and pid let this host see that a holder has died. The
+    host is the hostname and the pid namespace: containers may share a hostname, and a
+    pid is only meaningful in its own namespace."""
+    return f"{_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _host() -> str:
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux: the hostname alone
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace}"
 
 
 def _died_here(leader: str) -> bool:
@@ -63,7 +73,7 @@ def _died_here(leader: str) -> bool:
     beat's timeout decides."""
     host, _, rest = leader.partition(":")
     pid_text, _, _token = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != _host() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

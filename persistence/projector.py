@@ -138,6 +138,7 @@ class Projector:
         log_engine: AsyncEngine,
         read_model_engine: AsyncEngine,
         projections: Sequence[Projection],
+        checkpoint_engine: AsyncEngine | None = None,
         poll_interval: float = 1.0,
         batch_size: int = 500,
         max_attempts: int = 5,
@@ -149,6 +150,9 @@ class Projector:
         self._log = log
         self._log_engine = log_engine
         self._engine = read_model_engine
+        # Reads of the checkpoints alone (a follower looks often): not through the write
+        # engine, whose every transaction takes SQLite's write lock.
+        self._checkpoint_engine = checkpoint_engine or read_model_engine
         self._projections = list(projections)
         self._poll_interval = poll_interval
         self._batch_size = batch_size
@@ -170,6 +174,7 @@ class Projector:
         self._changes = changes
         self._told_through = 0
         self._stale_everything: set[str] = set()
+        self._resumed: set[str] = set()
         self._rebuilds: dict[str, int] = {}
 
     @property
@@ -280,7 +285,7 @@ class Projector:
                 await asyncio.sleep(0)
             if (self._look or self._reached < self._known_head) and self._follows_any():
                 self._look = False
-                async with self._engine.connect() as connection:
+                async with self._checkpoint_engine.connect() as connection:
                     self._take(await _checkpoint_rows(connection))
                 if any(self._leases.claimable(p.name) for p in self._projections):
                     # Its leader let go, or died on this host: take over now, not at the
@@ -312,8 +317,9 @@ class Projector:
     async def _settle_leases(self) -> None:
         async with self._engine.begin() as connection:
             self._take(await _checkpoint_rows(connection))
-            for projection in self._projections:
-                await self._leases.settle(connection, projection.name)
+            # By name, as a rebuild and a release lock them: no two lock in other orders.
+            for name in sorted(p.name for p in self._projections):
+                await self._leases.settle(connection, name)
 
     def _take(self, rows: dict[str, Row[Any]]) -> None:
         """Make what the checkpoint rows say this process's view."""
@@ -329,6 +335,7 @@ class Projector:
             elif self._parked.pop(name, None) is not None:
                 # Retried or rebuilt, here or by another process: a fresh count of attempts.
                 self._failures.pop(name, None)
+                self._resumed.add(name)
             # A rebuild elsewhere counts this up as it starts and as it ends: what was read
             # (and cached) meanwhile is stale, though positions may end where they were.
             rebuilds = int(row.rebuilds)
@@ -356,7 +363,7 @@ class Projector:
         whichever process parked a projection. A projection without a checkpoint row has
         never run and stands at 0.
         """
-        async with self._engine.connect() as connection:
+        async with self._checkpoint_engine.connect() as connection:
             rows = await _checkpoint_rows(connection)
         statuses = []
         for projection in self._projections:
@@ -396,7 +403,8 @@ class Projector:
                 .values(parked_error=None)
             )
         for name in parked:
-            self._parked.pop(name, None)
+            if self._parked.pop(name, None) is not None:
+                self._resumed.add(name)
             self._failures.pop(name, None)
         self.wake()
         return sorted(parked)
@@ -420,8 +428,9 @@ class Projector:
                 await self._load_checkpoints()
             async with self._engine.begin() as connection:
                 # Checkpoints first: another process applying one of these holds its
-                # checkpoint's lock before its rows, and so must the rebuild (no deadlock).
-                for projection in targets:
+                # checkpoint's lock before its rows, and so must the rebuild; and by name,
+                # as leases are settled and released (no deadlock either way).
+                for projection in sorted(targets, key=lambda p: p.name):
                     reset = await connection.execute(
                         update(projection_checkpoints)
                         .where(projection_checkpoints.c.name == projection.name)
@@ -609,17 +618,22 @@ class Projector:
                 projection.name,
                 projection.name,
             )
-            await self._store_parked(projection.name, reason)
+            await self._store_parked(projection.name, reason, at=self._checkpoints[projection.name])
             return
         await asyncio.sleep(self._retry_delay * 2 ** (failures - 1))
 
-    async def _store_parked(self, name: str, reason: str) -> None:
-        """Record the parked error where every process and `projections status` see it."""
+    async def _store_parked(self, name: str, reason: str, *, at: int) -> None:
+        """Record the parked error where every process and `projections status` see it;
+        unless a rebuild (or another process) has taken the projection over meanwhile."""
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(
                     update(projection_checkpoints)
-                    .where(projection_checkpoints.c.name == name)
+                    .where(
+                        projection_checkpoints.c.name == name,
+                        projection_checkpoints.c.position == at,
+                        projection_checkpoints.c.leader == self._leases.me,
+                    )
                     .values(parked_error=reason)
                 )
         except Exception:
@@ -660,12 +674,19 @@ class Projector:
         self._told_through = position
 
     async def _reload_checkpoint(self, name: str) -> None:
-        async with self._engine.connect() as connection:
+        async with self._checkpoint_engine.connect() as connection:
             self._take(await _checkpoint_rows(connection, name))
 
     async def _publish_progress(self, after: int, events: Sequence[StoredEvent]) -> None:
         for watcher in self._watchers:
             self._tell_watcher(watcher)
+        # A projection parked meanwhile had its events told (the mark moved on without it)
+        # before it applied them: once it has caught up, what was cached of it is stale.
+        caught_up = {n for n in self._resumed if self._checkpoints[n] >= self._told_through}
+        if caught_up:
+            self._resumed -= caught_up
+            self._stale_everything |= caught_up
+            await self._forget_stale()
         reached = self._running_minimum()
         if reached <= self._reached:
             return

@@ -33,6 +33,8 @@ logger = logging.getLogger("orderdesk.wakeup")
 CHANNEL = "orderdesk_events"
 OnWake = Callable[[int | None], None]
 """Told the position the log has grown to, if the message says."""
+MAX_SOCKET_PATH = 108
+"""Bytes a Unix socket's path may take (sun_path, with its terminating NUL)."""
 RETRY_DELAY = 0.5
 """Seconds between attempts to reach a broker that is away (a lost wake-up costs a poll)."""
 
@@ -288,6 +290,21 @@ class LocalTransport:
     socket left by a process that died is removed by the first send that finds it dead.
     """
 
+    @staticmethod
+    def unusable(directory: Path) -> str | None:
+        """Why sockets cannot be made in `directory`, if they cannot."""
+        if len(os.fsencode(directory)) + len("/4194304-0123abcd") >= MAX_SOCKET_PATH:
+            return f"the socket paths under {directory} would be too long"
+        try:
+            owner = directory.stat().st_uid
+        except FileNotFoundError:
+            return None  # made on connecting
+        except OSError as error:
+            return f"cannot use {directory}: {error}"
+        if owner != os.getuid():
+            return f"{directory} belongs to another user"
+        return None
+
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         self._socket: socket.socket | None = None
@@ -341,6 +358,9 @@ class LocalTransport:
         if self._path is not None:
             self._path.unlink(missing_ok=True)
             self._path = None
+            # The last one out removes the directory; a process still there keeps it.
+            with contextlib.suppress(OSError):
+                self._directory.rmdir()
         self._closed.set()
 
 
@@ -356,14 +376,24 @@ def wake_ups_for(database_url: str, broker_url: str | None) -> WakeUps:
         return BrokerWakeUps(PostgresTransport(_asyncpg_dsn(database_url)), name="postgresql")
     if url.database in (None, "", ":memory:"):
         return NoWakeUps()
-    return BrokerWakeUps(LocalTransport(local_wake_up_directory(url.database)), name="local")
+    directory = local_wake_up_directory(url.database)
+    if (problem := LocalTransport.unusable(directory)) is not None:
+        # Once, not at every retry: nothing will change while the process runs.
+        logger.warning(
+            "no wake-ups between the processes on this SQLite file (%s); a write made in "
+            "one reaches the others at their next poll",
+            problem,
+        )
+        return NoWakeUps()
+    return BrokerWakeUps(LocalTransport(directory), name="local")
 
 
 def local_wake_up_directory(database: str) -> Path:
     """Where the processes on one SQLite file meet; in the temporary directory, as a
     socket's path must be short (108 bytes), named by the file's resolved path."""
     digest = hashlib.sha256(str(Path(database).resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"orderdesk-wakeups-{digest}"
+    # The user's own: another user could otherwise make it first, and own it.
+    return Path(tempfile.gettempdir()) / f"orderdesk-wakeups-{os.getuid()}-{digest}"
 
 
 def _asyncpg_dsn(url: str) -> str:

@@ -297,3 +297,63 @@ async def test_a_success_never_shows_a_version_older_than_its_own_write(
         "query($id: ID!) { order(id: $id) { status version } }", {"id": placed["id"]}
     )
     assert shown["order"] == {"status": "PENDING", "version": 1}
+
+
+async def test_a_rebuild_begun_by_another_process_costs_no_subscriber_an_event(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    # A poll long enough that the server cannot have heard of the rebuild by the time the
+    # subscriber replays: only the checkpoints as stored can hold it back.
+    settings = sqlite_settings(tmp_path, poll_interval=30.0, query_cache=False)
+    with serve(settings) as served:
+        staff = GraphQLClient(http, served)
+        product = await new_product(staff, "RB-1")
+        _, token = await register(staff, "Ada")
+        placed = [await place_order(staff.as_customer(token), product) for _ in range(3)]
+        # What a rebuild's first transaction commits, from another process.
+        await read_database(
+            settings,
+            "UPDATE projection_checkpoints SET position = 0, rebuilds = rebuilds + 1, "
+            "leader = 'elsewhere:1:rebuild', beat = beat + 1 WHERE name = 'orders'",
+            "DELETE FROM order_lines",
+            "DELETE FROM order_summaries",
+        )
+        async with open_socket(served.ws_url) as socket:
+            await socket.init()
+            await socket.subscribe("replay", after="0")
+            with pytest.raises(TimeoutError):
+                await socket.next_data("replay", wait=1.5)
+            # The rebuild goes on and ends (here, as the command line would run it).
+            code, output = await projections("rebuild", "orders", settings=settings)
+            assert code == 0, output
+            delivered = [await socket.next_data("replay") for _ in placed]
+            assert [e["order"]["id"] for e in delivered] == [o["id"] for o in placed]
+
+
+async def test_what_was_cached_while_parked_is_forgotten_once_the_retry_catches_up(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    settings = sqlite_settings(tmp_path)
+    assert settings.query_cache
+    with serve(settings) as served:
+        staff = GraphQLClient(http, served)
+        product = await new_product(staff, "PARK-C")
+        _, token = await register(staff, "Parker")
+        await refuse(settings, "INSERT", "a colliding order row")
+        lagging = await place_lagging(staff.as_customer(token), product)
+        order = "query($id: ID!) { order(id: $id) { id status } }"
+        listed = "{ orders(first: 50) { edges { node { id } } } }"
+        # Read, and cached, while the orders read model lacks the order.
+        assert (await staff.execute(order, {"id": lagging["id"]}))["order"] is None
+        assert (await staff.execute(listed))["orders"]["edges"] == []
+
+        await allow(settings)
+        await projections("retry", "orders", settings=settings)
+        await until_ready(http, served, within=POLL * 5)
+        # Ready as soon as it runs again; its backlog takes a moment more.
+        started = time.monotonic()
+        while (await staff.execute(order, {"id": lagging["id"]}))["order"] is None:
+            assert time.monotonic() - started < 2, "the order read while parked stays cached"
+            await asyncio.sleep(0.05)
+        edges = (await staff.execute(listed))["orders"]["edges"]
+        assert [edge["node"]["id"] for edge in edges] == [lagging["id"]]
