@@ -28,12 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection, broadcast, serve
-from websockets.typing import Subprotocol
-
+# Run as a script, Python puts benchmarks/ first on sys.path, where benchmarks/http.py would
+# shadow the standard library's `http` (which httpx imports); the root goes there.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import httpx  # noqa: E402
+from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
+from websockets.asyncio.server import ServerConnection, broadcast, serve  # noqa: E402
+from websockets.typing import Subprotocol  # noqa: E402
 
 from handlers.access import Identity, Role  # noqa: E402
 from orderdesk.tokens import Tokens  # noqa: E402
