@@ -19,6 +19,7 @@ from domain.aggregate import is_possible_id
 from domain.customers import CUSTOMER_EVENTS, MAX_EMAIL, MAX_NAME, Customer, CustomerRegistered
 from domain.orders import OrderCancelled, OrderPlaced
 from handlers.access import Identity, Policy, anyone, identity_of, staff
+from handlers.feature import Feature, Wiring
 from handlers.idempotency import IdempotencyKey
 from handlers.paging import (
     DEFAULT_PAGE_SIZE,
@@ -314,3 +315,18 @@ def register(
     scans = scan_engine or read_engine
     registry.handle(ListCustomers, partial(list_customers, read_engine=scans))
     registry.handle(CountCustomers, partial(count_customers, read_engine=scans))
+
+
+def _register(registry: Registry, wiring: Wiring) -> None:
+    register(registry, read_engine=wiring.read_engine, scan_engine=wiring.scan_engine)
+
+
+FEATURE = Feature(
+    "customers",
+    event_types=EVENT_TYPES,
+    policies=POLICIES,
+    register=_register,
+    idempotent=IDEMPOTENT,
+    cached=CACHED,
+    projections=(CUSTOMER_SUMMARIES,),
+)

@@ -45,6 +45,7 @@ from handlers.access import (
     staff,
 )
 from handlers.customers import CustomerView, load_customer_views
+from handlers.feature import Feature, Wiring
 from handlers.idempotency import IdempotencyKey
 from handlers.paging import (
     DEFAULT_PAGE_SIZE,
@@ -789,3 +790,21 @@ def register(
     registry.handle(FirstOrderPages, partial(first_order_pages, read_engine=scans))
     if tail is not None:
         registry.stream(WatchOrders, partial(watch_orders, tail=tail))
+
+
+def _register(registry: Registry, wiring: Wiring) -> None:
+    register(
+        registry, read_engine=wiring.read_engine, scan_engine=wiring.scan_engine, tail=wiring.tail
+    )
+
+
+FEATURE = Feature(
+    "orders",
+    event_types=EVENT_TYPES,
+    policies=POLICIES,
+    register=_register,
+    idempotent=IDEMPOTENT,
+    cached=CACHED,
+    projections=(ORDERS,),
+    views=VIEWS,
+)

@@ -38,6 +38,7 @@ from domain.products import (
     StockReserved,
 )
 from handlers.access import Policy, anyone, identity_of, staff
+from handlers.feature import Feature, Wiring
 from handlers.idempotency import IdempotencyKey
 from handlers.paging import (
     CursorKey,
@@ -468,7 +469,7 @@ def register(
     registry: Registry,
     *,
     read_engine: AsyncEngine,
-    tail: EventTail,
+    tail: EventTail | None = None,
     scan_engine: AsyncEngine | None = None,
     new_id: Callable[[], str] = new_product_id,
     public_stock_events: bool = True,
@@ -481,10 +482,11 @@ def register(
     # Lists count and search: reads whose cost grows with the data (database.create_engine).
     scans = scan_engine or read_engine
     registry.handle(ListProducts, partial(list_products, read_engine=scans))
-    registry.stream(
-        WatchProducts,
-        partial(watch_products, tail=tail, public_stock_events=public_stock_events),
-    )
+    if tail is not None:
+        registry.stream(
+            WatchProducts,
+            partial(watch_products, tail=tail, public_stock_events=public_stock_events),
+        )
 
 
 EVENT_TYPES = PRODUCT_EVENTS
@@ -509,3 +511,25 @@ CACHED: dict[type, Cached] = {
     GetProducts: Cached(("product_catalog",), lambda q: q.ids, per_caller=False),
     ListProducts: Cached(("product_catalog",), per_caller=False),
 }
+
+
+def _register(registry: Registry, wiring: Wiring) -> None:
+    register(
+        registry,
+        read_engine=wiring.read_engine,
+        scan_engine=wiring.scan_engine,
+        tail=wiring.tail,
+        public_stock_events=wiring.public_stock_events,
+    )
+
+
+FEATURE = Feature(
+    "products",
+    event_types=EVENT_TYPES,
+    policies=POLICIES,
+    register=_register,
+    idempotent=IDEMPOTENT,
+    cached=CACHED,
+    projections=(PRODUCT_CATALOG,),
+    views=VIEWS,
+)

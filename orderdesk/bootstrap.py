@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import customers, orders, products
 from handlers.access import Policy, authorize, authorize_streams
+from handlers.feature import Feature, Wiring, merged
 from handlers.idempotency import CLAIM, idempotent
 from handlers.metrics import measure_messages
 from handlers.pipeline import database_unavailable, log_message, read_your_writes
@@ -33,20 +34,22 @@ from orderdesk.tokens import Tokens, local_secret
 from persistence.database import create_engine, is_sqlite
 from persistence.event_codec import EventCodec
 from persistence.event_log import EventLog
-from persistence.event_tail import EventTail
+from persistence.event_tail import EventTail, ViewLoader
 from persistence.migrate import migrate
 from persistence.projector import Projection, Projector
 from persistence.query_cache import LocalQueryCache, QueryCache, RedisQueryCache
 from persistence.unit_of_work import SqlUnitOfWork, UnitOfWork
 from persistence.wakeup import NoWakeUps, WakeUps, wake_ups_for
 
-PROJECTIONS = [products.PRODUCT_CATALOG, customers.CUSTOMER_SUMMARIES, orders.ORDERS]
+FEATURES: tuple[Feature, ...] = (products.FEATURE, customers.FEATURE, orders.FEATURE)
+PROJECTIONS = [projection for feature in FEATURES for projection in feature.projections]
 TAIL_READS = tuple(p.name for p in PROJECTIONS)
 """The read models the event tail's views read (an order's view reads its customer's
 summary too): while one is parked, subscribers are held back."""
-POLICIES: dict[type, Policy] = {**products.POLICIES, **customers.POLICIES, **orders.POLICIES}
-IDEMPOTENT: dict[type, str] = {**products.IDEMPOTENT, **customers.IDEMPOTENT, **orders.IDEMPOTENT}
-CACHED: dict[type, Cached] = {**products.CACHED, **customers.CACHED, **orders.CACHED}
+POLICIES: dict[type, Policy] = merged(FEATURES, lambda feature: feature.policies)
+IDEMPOTENT: dict[type, str] = merged(FEATURES, lambda feature: feature.idempotent)
+CACHED: dict[type, Cached] = merged(FEATURES, lambda feature: feature.cached)
+VIEWS: dict[str, ViewLoader] = merged(FEATURES, lambda feature: feature.views)
 
 logger = logging.getLogger("orderdesk")
 
@@ -182,7 +185,7 @@ def bootstrap(
     )
 
     codec = EventCodec()
-    codec.register([*products.EVENT_TYPES, *customers.EVENT_TYPES, *orders.EVENT_TYPES])
+    codec.register([event for feature in FEATURES for event in feature.event_types])
     log = EventLog(codec)
     metrics = CollectorRegistry()
     projections = [*PROJECTIONS, *extra_projections]
@@ -204,7 +207,7 @@ def bootstrap(
         log=log,
         log_engine=log_engine,
         read_engine=read_engine,
-        views={**products.VIEWS, **orders.VIEWS},
+        views=VIEWS,
         reads=TAIL_READS,
         queue_size=settings.subscriber_queue_size,
         max_replay_events=settings.max_replay_events,
@@ -249,15 +252,14 @@ def bootstrap(
     registry.behavior(idempotent(log_engine, IDEMPOTENT), applies_to=Command)
     registry.behavior(in_transaction(unit_of_work), applies_to=Command)
     registry.stream_behavior(authorize_streams(POLICIES))
-    products.register(
-        registry,
+    wiring = Wiring(
         read_engine=read_engine,
         scan_engine=scan_engine,
         tail=tail,
         public_stock_events=settings.public_stock_events,
     )
-    customers.register(registry, read_engine=read_engine, scan_engine=scan_engine)
-    orders.register(registry, read_engine=read_engine, scan_engine=scan_engine, tail=tail)
+    for feature in FEATURES:
+        feature.register(registry, wiring)
     mediator = registry.build()
     _check_policies(mediator)
 

@@ -1,0 +1,65 @@
+"""A feature as one value: everything the composition root needs of it, in one place.
+
+`orderdesk/bootstrap.py` loops over its features instead of gathering each one's event
+types, policies, idempotent commands, cached queries, projections and event views by name;
+adding a feature, or a message to one, is done in the feature alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from handlers.access import Policy
+from handlers.query_cache import Cached
+from mediator import ConfigurationError, Registry
+from persistence.event_tail import EventTail, ViewLoader
+from persistence.projector import Projection
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What the service hands every feature's handlers as it registers them."""
+
+    read_engine: AsyncEngine
+    scan_engine: AsyncEngine
+    """For reads whose cost grows with the data (lists, counts, searches)."""
+    tail: EventTail | None = None
+    """For subscription streams; None where nothing streams (the command line)."""
+    public_stock_events: bool = True
+    """Whether anyone may watch stock levels (ORDERDESK_PUBLIC_STOCK_EVENTS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    name: str
+    event_types: Sequence[type]
+    policies: Mapping[type, Policy]
+    """Who may send each of its messages: every message must have one."""
+    register: Callable[[Registry, Wiring], None]
+    idempotent: Mapping[type, str] = field(default_factory=dict)
+    """Commands that take an idempotency key, with the kind of entity each writes."""
+    cached: Mapping[type, Cached] = field(default_factory=dict)
+    projections: Sequence[Projection] = ()
+    views: Mapping[str, ViewLoader] = field(default_factory=dict)
+    """The event tail's view loaders, by stream type."""
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def merged(features: Iterable[Feature], part: Callable[[Feature], Mapping[K, V]]) -> dict[K, V]:
+    """One map from the features' own; a key two features both claim is a start-up error."""
+    result: dict[K, V] = {}
+    owners: dict[K, str] = {}
+    for feature in features:
+        for key, value in part(feature).items():
+            if key in result:
+                raise ConfigurationError(f"{key!r} is in both {owners[key]} and {feature.name}")
+            result[key] = value
+            owners[key] = feature.name
+    return result

@@ -1,0 +1,33 @@
+"""The features as the composition root sees them: each says all it brings, and two that
+claim the same message, command or stream type stop the service at start."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.access import anyone
+from handlers.feature import Feature, merged
+from mediator import ConfigurationError
+from orderdesk.bootstrap import FEATURES, PROJECTIONS
+
+
+def test_each_feature_is_one_value_with_its_own_projections() -> None:
+    assert [feature.name for feature in FEATURES] == ["products", "customers", "orders"]
+    assert [p.name for p in PROJECTIONS] == ["product_catalog", "customer_summaries", "orders"]
+    for feature in FEATURES:
+        assert feature.event_types, feature.name
+        assert set(feature.idempotent) <= set(feature.policies), feature.name
+        assert set(feature.cached) <= set(feature.policies), feature.name
+
+
+def test_a_message_two_features_claim_is_a_start_up_error() -> None:
+    class Clash:
+        pass
+
+    def nothing(*_: object) -> None:
+        return None
+
+    one = Feature("one", (), {Clash: anyone}, nothing)
+    other = Feature("other", (), {Clash: anyone}, nothing)
+    with pytest.raises(ConfigurationError, match="in both one and other"):
+        merged([one, other], lambda feature: feature.policies)
