@@ -8,16 +8,24 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Insert, Row, Table, bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Row, Table, delete
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from persistence.checkpoints import (
+    ADVANCE,
+    LOCK,
+    checkpoint_rows,
+    clear_parked,
+    count_rebuilt,
+    mark_parked,
+    new_checkpoint,
+    reset_for_rebuild,
+)
 from persistence.event_log import EventLog, StoredEvent
 from persistence.projection_leases import Leases
-from persistence.tables import projection_checkpoints
+from persistence.read_model_changes import ChangeNotices, ChangesNotTold, ReadModelChanges
 
 logger = logging.getLogger("orderdesk.projector")
 
@@ -41,16 +49,6 @@ class Projection:
     the query cache; None, or no function, means it cannot say: every row may change."""
 
 
-class ReadModelChanges(Protocol):
-    """Told what changed in the read models before the read-your-writes mark moves past
-    it (the query cache's invalidation). If it raises, the mark stays where it is and the
-    same events are handed to it again at the next round."""
-
-    async def applied(self, events: Sequence[StoredEvent]) -> None: ...
-
-    async def rebuilt(self, names: Iterable[str]) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ProjectionStatus:
     name: str
@@ -65,32 +63,9 @@ class ProjectionTimeout(TimeoutError):
     """The read models did not reach a position in time; the write itself is committed."""
 
 
-class ChangesNotTold(Exception):
-    """`ReadModelChanges` failed (the query cache is away): the read models are applied,
-    but the read-your-writes mark does not move until it has been told."""
-
-
 class UnknownProjection(LookupError):
     """A projection name that is not one of the projector's."""
 
-
-_ADVANCE = (
-    update(projection_checkpoints)
-    .where(
-        projection_checkpoints.c.name == bindparam("b_name"),
-        projection_checkpoints.c.position == bindparam("b_from"),
-        projection_checkpoints.c.leader == bindparam("b_leader"),
-    )
-    # Each batch applied is a beat of the lease (persistence/projection_leases.py).
-    .values(beat=projection_checkpoints.c.beat + 1)
-)
-
-
-_LOCK_CHECKPOINT = (
-    select(projection_checkpoints.c.position, projection_checkpoints.c.leader)
-    .where(projection_checkpoints.c.name == bindparam("b_name"))
-    .with_for_update()
-)
 
 CHASE_INTERVAL = 0.005
 """Seconds between looks at a checkpoint another process is about to move: a mutation
@@ -171,9 +146,9 @@ class Projector:
         self._task: asyncio.Task[None] | None = None
         self._watchers: list[_Watcher] = []
         self._lock = asyncio.Lock()
-        self._changes = changes
-        self._told_through = 0
-        self._stale_everything: set[str] = set()
+        self._notices = ChangeNotices(
+            changes, log=log, log_engine=log_engine, batch_size=batch_size
+        )
         self._resumed: set[str] = set()
         self._rebuilds: dict[str, int] = {}
 
@@ -213,7 +188,7 @@ class Projector:
         # A shared cache (Redis) may hold entries older than writes that an earlier run, or
         # a process that died, applied without telling it: start from a clean slate. If
         # the cache cannot be reached now, catch_up tries again before the mark moves.
-        self._stale_everything = {p.name for p in self._projections}
+        self._notices.stale(p.name for p in self._projections)
         try:
             await self.catch_up()
         except ChangesNotTold:
@@ -279,14 +254,14 @@ class Projector:
         """A round: apply what this process leads, and look at the checkpoints of what
         another leads if they have events to catch up on."""
         async with self._lock:
-            await self._forget_stale()
+            await self._notices.forget_stale()
             # SQLite runs in the loop's thread: sleep(0) lets requests in between batches.
             while await self._advance_once():  # noqa: ASYNC110 - a yield, not a wait
                 await asyncio.sleep(0)
             if (self._look or self._reached < self._known_head) and self._follows_any():
                 self._look = False
                 async with self._checkpoint_engine.connect() as connection:
-                    self._take(await _checkpoint_rows(connection))
+                    self._take(await checkpoint_rows(connection))
                 if any(self._leases.claimable(p.name) for p in self._projections):
                     # Its leader let go, or died on this host: take over now, not at the
                     # next poll, as a write here is waiting.
@@ -294,18 +269,6 @@ class Projector:
                     while await self._advance_once():  # noqa: ASYNC110 - a yield, not a wait
                         await asyncio.sleep(0)
                 await self._publish_progress(self._reached, [])
-
-    async def _forget_stale(self) -> None:
-        """Tell `changes` of read models that are stale as a whole (see `start` and
-        `_take`); until that has gone through, it is tried again every round."""
-        names = set(self._stale_everything)
-        if self._changes is not None and names:
-            try:
-                await self._changes.rebuilt(sorted(names))
-            except Exception as error:
-                raise ChangesNotTold(str(error)) from error
-        # Only what was told: a name added meanwhile waits for the next round.
-        self._stale_everything -= names
 
     async def _look_around(self) -> None:
         """Once a poll: read every checkpoint row (positions, parked errors, rebuild counts,
@@ -316,7 +279,7 @@ class Projector:
 
     async def _settle_leases(self) -> None:
         async with self._engine.begin() as connection:
-            self._take(await _checkpoint_rows(connection))
+            self._take(await checkpoint_rows(connection))
             # By name, as a rebuild and a release lock them: no two lock in other orders.
             for name in sorted(p.name for p in self._projections):
                 await self._leases.settle(connection, name)
@@ -339,8 +302,8 @@ class Projector:
             # A rebuild elsewhere counts this up as it starts and as it ends: what was read
             # (and cached) meanwhile is stale, though positions may end where they were.
             rebuilds = int(row.rebuilds)
-            if self._changes is not None and self._rebuilds.get(name, rebuilds) != rebuilds:
-                self._stale_everything.add(name)
+            if self._notices.wanted and self._rebuilds.get(name, rebuilds) != rebuilds:
+                self._notices.stale([name])
             self._rebuilds[name] = rebuilds
 
     def _follows_any(self) -> bool:
@@ -364,7 +327,7 @@ class Projector:
         never run and stands at 0.
         """
         async with self._checkpoint_engine.connect() as connection:
-            rows = await _checkpoint_rows(connection)
+            rows = await checkpoint_rows(connection)
         statuses = []
         for projection in self._projections:
             row = rows.get(projection.name)
@@ -389,25 +352,13 @@ class Projector:
         Returns the names that were parked."""
         targets = [p.name for p in self._select(names)]
         async with self._engine.begin() as connection:
-            parked = list(
-                await connection.scalars(
-                    select(projection_checkpoints.c.name).where(
-                        projection_checkpoints.c.name.in_(targets),
-                        projection_checkpoints.c.parked_error.is_not(None),
-                    )
-                )
-            )
-            await connection.execute(
-                update(projection_checkpoints)
-                .where(projection_checkpoints.c.name.in_(parked))
-                .values(parked_error=None)
-            )
+            parked = await clear_parked(connection, targets)
         for name in parked:
             if self._parked.pop(name, None) is not None:
                 self._resumed.add(name)
             self._failures.pop(name, None)
         self.wake()
-        return sorted(parked)
+        return parked
 
     async def rebuild(self, names: Iterable[str] | None = None) -> None:
         """Replay the named projections (all when None) from the start of the log.
@@ -431,23 +382,7 @@ class Projector:
                 # checkpoint's lock before its rows, and so must the rebuild; and by name,
                 # as leases are settled and released (no deadlock either way).
                 for projection in sorted(targets, key=lambda p: p.name):
-                    reset = await connection.execute(
-                        update(projection_checkpoints)
-                        .where(projection_checkpoints.c.name == projection.name)
-                        .values(
-                            position=0,
-                            parked_error=None,
-                            rebuilds=projection_checkpoints.c.rebuilds + 1,
-                            leader=self._leases.me,
-                            beat=projection_checkpoints.c.beat + 1,
-                        )
-                    )
-                    if reset.rowcount != 1:
-                        await connection.execute(
-                            _new_checkpoint(
-                                connection, projection.name, rebuilds=1, leader=self._leases.me
-                            )
-                        )
+                    await reset_for_rebuild(connection, projection.name, leader=self._leases.me)
                 for projection in targets:
                     # Children before parents, should a projection's tables refer to each other.
                     for table in reversed(projection.tables):
@@ -458,27 +393,16 @@ class Projector:
                 self._parked.pop(projection.name, None)
                 self._leases.forced(projection.name)
             rebuilt = [projection.name for projection in targets]
-            await self._rebuilt(rebuilt)
+            await self._notices.rebuilt(rebuilt)
             # Only the rebuilt ones: the others follow the log as they did, at their pace.
             while await self._advance_once(targets):
                 pass
             # What was read (and cached) while the tables filled up is stale now, here and
             # in other processes (which notice the count, `_take`).
             async with self._engine.begin() as connection:
-                await connection.execute(
-                    update(projection_checkpoints)
-                    .where(projection_checkpoints.c.name.in_(rebuilt))
-                    .values(rebuilds=projection_checkpoints.c.rebuilds + 1)
-                )
-                self._take(await _checkpoint_rows(connection))
-            await self._rebuilt(rebuilt)
-
-    async def _rebuilt(self, names: Iterable[str]) -> None:
-        """The read models `names` are stale as a whole; told now if the cache answers,
-        else before the mark moves again (`_forget_stale`). A rebuild goes on either way."""
-        self._stale_everything.update(names)
-        with contextlib.suppress(ChangesNotTold):
-            await self._forget_stale()
+                await count_rebuilt(connection, rebuilt)
+                self._take(await checkpoint_rows(connection))
+            await self._notices.rebuilt(rebuilt)
 
     def _select(self, names: Iterable[str] | None) -> list[Projection]:
         if names is None:
@@ -515,21 +439,21 @@ class Projector:
         """Read (or create) each checkpoint. A projection parked stays parked, whichever
         process parked it, until `retry` or `rebuild` (`orderdesk projections ...`)."""
         async with self._engine.begin() as connection:
-            rows = await _checkpoint_rows(connection)
+            rows = await checkpoint_rows(connection)
             missing = {p.name for p in self._projections} - set(rows)
             if missing:
                 # Every worker of a fresh database gets here at once: the rows one inserts
                 # are the others' to skip, and what counts is what is stored afterwards.
                 for name in sorted(missing):
-                    await connection.execute(_new_checkpoint(connection, name))
-                rows = await _checkpoint_rows(connection)
+                    await connection.execute(new_checkpoint(connection, name))
+                rows = await checkpoint_rows(connection)
         self._rebuilds = {name: int(row.rebuilds) for name, row in rows.items()}
         for projection in self._projections:
             self._checkpoints.setdefault(projection.name, 0)
         self._take(rows)
         self._reached = self._running_minimum()
         # What was applied before is made stale as a whole at start (`start`).
-        self._told_through = max(self._told_through, self._reached)
+        self._notices.told_through = max(self._notices.told_through, self._reached)
 
     def _running_minimum(self) -> int:
         running = [
@@ -567,13 +491,13 @@ class Projector:
                     # touches this projection (a rebuild, a holder that lost its lease and
                     # has not noticed) waits here, instead of locking rows in another order.
                     # (SQLite's writers take turns anyway.)
-                    locked = (await connection.execute(_LOCK_CHECKPOINT, {"b_name": name})).one()
+                    locked = (await connection.execute(LOCK, {"b_name": name})).one()
                     if (int(locked.position), locked.leader) != (checkpoint, me):
                         raise _CheckpointMoved
                 for event in todo:
                     await projection.apply(connection, event)
                 moved = await connection.execute(
-                    _ADVANCE,
+                    ADVANCE,
                     {
                         "b_name": name,
                         "b_from": checkpoint,
@@ -627,70 +551,31 @@ class Projector:
         unless a rebuild (or another process) has taken the projection over meanwhile."""
         try:
             async with self._engine.begin() as connection:
-                await connection.execute(
-                    update(projection_checkpoints)
-                    .where(
-                        projection_checkpoints.c.name == name,
-                        projection_checkpoints.c.position == at,
-                        projection_checkpoints.c.leader == self._leases.me,
-                    )
-                    .values(parked_error=reason)
-                )
+                await mark_parked(connection, name, reason, at=at, leader=self._leases.me)
         except Exception:
             # Parked here all the same; the next look at the checkpoints, finding it not
             # parked there, tries it again.
             logger.exception("could not record that projection %s is parked", name)
 
-    async def _tell_changes(self, position: int, after: int, events: Sequence[StoredEvent]) -> None:
-        """Hand `changes` every event up to `position` it has not been told of yet.
-
-        `events` (read after `after`) usually hold them all. When another process moved a
-        checkpoint past them, or an earlier call failed, the rest comes from the log: the
-        changes are told from the log, not from what this process applied, since another
-        process may have applied them.
-        """
-        told = self._told_through
-        if self._changes is None or position <= told:
-            return
-        pending: list[StoredEvent] = []
-        covered = told
-        if after <= told and events:
-            pending = [e for e in events if told < e.position <= position]
-            covered = max(told, events[-1].position)
-        if covered < position:  # a follower, or after a failure
-            async with self._log_engine.connect() as connection:
-                while covered < position:
-                    more = await self._log.read(
-                        connection, after=covered, up_to=position, limit=self._batch_size
-                    )
-                    if not more:
-                        break
-                    pending.extend(more)
-                    covered = more[-1].position
-        try:
-            await self._changes.applied(pending)
-        except Exception as error:
-            raise ChangesNotTold(str(error)) from error
-        self._told_through = position
-
     async def _reload_checkpoint(self, name: str) -> None:
         async with self._checkpoint_engine.connect() as connection:
-            self._take(await _checkpoint_rows(connection, name))
+            self._take(await checkpoint_rows(connection, name))
 
     async def _publish_progress(self, after: int, events: Sequence[StoredEvent]) -> None:
         for watcher in self._watchers:
             self._tell_watcher(watcher)
         # A projection parked meanwhile had its events told (the mark moved on without it)
         # before it applied them: once it has caught up, what was cached of it is stale.
-        caught_up = {n for n in self._resumed if self._checkpoints[n] >= self._told_through}
+        told = self._notices.told_through
+        caught_up = {n for n in self._resumed if self._checkpoints[n] >= told}
         if caught_up:
             self._resumed -= caught_up
-            self._stale_everything |= caught_up
-            await self._forget_stale()
+            self._notices.stale(caught_up)
+            await self._notices.forget_stale()
         reached = self._running_minimum()
         if reached <= self._reached:
             return
-        await self._tell_changes(reached, after, events)
+        await self._notices.tell(reached, after, events)
         self._reached = reached
         async with self._advanced:
             self._advanced.notify_all()
@@ -703,22 +588,3 @@ class Projector:
         if now != watcher.last:
             watcher.last = now
             watcher.listener(*now)
-
-
-async def _checkpoint_rows(
-    connection: AsyncConnection, name: str | None = None
-) -> dict[str, Row[Any]]:
-    statement = select(projection_checkpoints)
-    if name is not None:
-        statement = statement.where(projection_checkpoints.c.name == name)
-    return {row.name: row for row in await connection.execute(statement)}
-
-
-def _new_checkpoint(
-    connection: AsyncConnection, name: str, *, rebuilds: int = 0, leader: str | None = None
-) -> Insert:
-    """A checkpoint row at 0 that another process may have inserted first: then nothing."""
-    values = {"name": name, "position": 0, "rebuilds": rebuilds, "leader": leader}
-    if connection.dialect.name == "postgresql":
-        return postgresql_insert(projection_checkpoints).values(values).on_conflict_do_nothing()
-    return sqlite_insert(projection_checkpoints).values(values).on_conflict_do_nothing()

@@ -36,8 +36,9 @@ from persistence.database import create_engine
 from persistence.event_codec import EventCodec
 from persistence.event_log import EventLog, NewEvent, StoredEvent
 from persistence.migrate import migrate
-from persistence.projector import ChangesNotTold, Projection, ProjectionTimeout, Projector
+from persistence.projector import Projection, ProjectionTimeout, Projector
 from persistence.query_cache import LocalQueryCache, Lookup, Stamp
+from persistence.read_model_changes import ChangesNotTold
 from tests.databases import sqlite_url
 
 ADA = Identity("customer-ada", Role.CUSTOMER)
