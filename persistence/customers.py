@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.customers import Customer
 from domain.errors import FieldIssue, ValidationFailed
+from persistence.database import violates_unique
 from persistence.repository import SqlRepository, versioned_update
 from persistence.tables import customers
 
@@ -58,6 +59,6 @@ class SqlCustomerRepository(SqlRepository[Customer]):
             )
         except IntegrityError as error:
             # Two registrations of one email at once: the later insert loses here.
-            if "email" in str(error.orig):
+            if violates_unique(error, "customers", "email"):
                 raise email_taken() from None
             raise

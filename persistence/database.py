@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -23,6 +23,18 @@ def is_unavailable(error: BaseException) -> bool:
             error.orig, TimeoutError | ConnectionError | OSError
         )
     return False
+
+
+def violates_unique(error: IntegrityError, table: str, column: str) -> bool:
+    """Whether `error` is the unique constraint on `table.column` (named by the tables'
+    naming convention), not some other integrity error. PostgreSQL names the constraint;
+    SQLite names the column, in a message whose form it documents."""
+    cause: BaseException | None = error.orig
+    while cause is not None:
+        if getattr(cause, "constraint_name", None) == f"uq_{table}_{column}":
+            return True
+        cause = cause.__cause__
+    return f"UNIQUE constraint failed: {table}.{column}" in str(error.orig)
 
 
 def is_sqlite(url: str | URL) -> bool:

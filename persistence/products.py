@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from domain.errors import FieldIssue, ValidationFailed
 from domain.money import Money
 from domain.products import Product
+from persistence.database import violates_unique
 from persistence.repository import SqlRepository, versioned_update
 from persistence.tables import products
 
@@ -97,7 +98,7 @@ class SqlProductRepository(SqlRepository[Product]):
                 )
             except IntegrityError as error:
                 # Two products created with one sku at once: the later insert loses here.
-                if "sku" in str(error.orig):
+                if violates_unique(error, "products", "sku"):
                     raise sku_taken() from None
                 raise
             return

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from domain.errors import ValidationFailed, VersionConflict
 from domain.products import Product, ProductCreated, ProductRestocked
 from handlers.access import Identity, Role
+from handlers.customers import RegisterCustomer
 from handlers.products import PRODUCT_CATALOG, CreateProduct, GetProducts, RestockProduct
 from mediator import Context
 from orderdesk.bootstrap import PROJECTIONS, Services, bootstrap, utc_now
@@ -271,3 +272,32 @@ async def test_two_processes_projecting_one_log_at_once_never_deadlock(
             (await connection.execute(select(product_catalog.c.id, product_catalog.c.stock))).all()
         )
     assert stocks == {ids[0]: 12, ids[1]: 12}
+
+
+async def test_one_of_many_concurrent_creates_of_a_sku_or_an_email_wins(
+    services: Services,
+) -> None:
+    """The losers of the race past the look-up are refused by the unique constraint, and
+    told so as the look-up would have (not an internal error)."""
+    creates = await asyncio.gather(
+        *(
+            services.mediator.send(CreateProduct(sku="RACE", name="R", price=Decimal(1)), staff())
+            for _ in range(10)
+        ),
+        return_exceptions=True,
+    )
+    refused = [r for r in creates if isinstance(r, ValidationFailed)]
+    assert len(refused) == 9, creates
+    assert {issue.path for r in refused for issue in r.issues} == {("sku",)}
+
+    anyone = Context(correlation_id=None, identity=None)
+    registrations = await asyncio.gather(
+        *(
+            services.mediator.send(RegisterCustomer("Ada", "ada@example.com"), anyone)
+            for _ in range(10)
+        ),
+        return_exceptions=True,
+    )
+    refused = [r for r in registrations if isinstance(r, ValidationFailed)]
+    assert len(refused) == 9, registrations
+    assert {issue.path for r in refused for issue in r.issues} == {("email",)}
