@@ -23,7 +23,8 @@ from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
 from handlers.written import Written
 from mediator import Context
 from schema.context import Info, Loaders
-from schema.errors import CommandError, ask, lagging, run_command
+from schema.errors import CommandError
+from schema.messages import ask, lagging, run_command
 from schema.money import Money
 from schema.pagination import Edge, PageInfo, page_info
 
@@ -131,7 +132,7 @@ class CustomerListQueries:
             edges=[
                 Edge(cursor=cursor, node=Customer.from_view(view)) for cursor, view in page.items
             ],
-            page_info=page_info(page),  # type: ignore[arg-type]
+            page_info=page_info(page),
             search=search,
         )
 

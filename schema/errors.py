@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import strawberry
 from graphql import DocumentNode, GraphQLError
@@ -23,16 +23,10 @@ from domain.errors import (
 from handlers.access import NotAuthorized
 from handlers.pipeline import DatabaseUnavailable, ReadModelLagging
 from handlers.rate_limit import RateLimited
-from handlers.streams import PositionNotReached, ReplayTooLong, SubscriberTooSlow
 from handlers.written import Written
-from mediator import Command, Request, StreamRequest
-from schema.context import Info
 from schema.ids import global_id
 
 logger = logging.getLogger("orderdesk.graphql")
-
-T = TypeVar("T")
-S = TypeVar("S")
 
 
 @strawberry.interface(name="Error")
@@ -119,38 +113,6 @@ def typed_error(error: DomainError) -> CommandError:
     raise TypeError(f"no GraphQL type for {type(error).__name__}") from error
 
 
-async def run_command(
-    info: Info, build: Callable[[], Command[Written]], present: Callable[[Written], Awaitable[S]]
-) -> S | CommandError:
-    """Build a command and send it; present its success, or return its refusal (in building
-    it too: an id of another type names nothing) as a typed error."""
-    try:
-        command = build()
-        # A copy per command: behaviors keep per-command state (the unit of work, the
-        # idempotency claim) on it, and a websocket runs many operations on one context.
-        written = await info.context.mediator.send(command, info.context.ctx.copy())
-    except DomainError as error:
-        return typed_error(error)
-    try:
-        return await present(written)
-    except (ReadModelLagging, GraphQLError):
-        raise
-    except Exception as error:
-        # Committed: an internal error now would have the client retry a write that
-        # happened (a restock would add the stock twice).
-        logger.warning("%s was committed, but reading it back failed", written, exc_info=True)
-        raise lagging(written, "could not be read back") from error
-
-
-def lagging(written: Written, why: str = "is not readable yet") -> ReadModelLagging:
-    """The refusal for a committed write whose result cannot be shown (yet)."""
-    return ReadModelLagging(
-        f"{written.kind or 'the entity'} {written.entity_id} was saved at version "
-        f"{written.version} but {why}; read it again shortly",
-        written,
-    )
-
-
 class UserInputError(GraphQLError):
     """A query's arguments are wrong: a GraphQL error with code BAD_USER_INPUT."""
 
@@ -158,56 +120,11 @@ class UserInputError(GraphQLError):
         super().__init__(message, extensions={"code": "BAD_USER_INPUT", **extensions})
 
 
-async def ask(info: Info, query: Request[T]) -> T:
-    """Send a query; a refusal (a bad cursor, too large a page) becomes BAD_USER_INPUT."""
-    try:
-        return await info.context.mediator.send(query, info.context.ctx)
-    except ValidationFailed as error:
-        fields = [{"path": list(i.path), "message": i.message} for i in error.issues]
-        raise UserInputError(error.message, fields=fields) from None
-    except NotAuthorized as error:
-        raise access_error(error) from None
-
-
 def access_error(error: NotAuthorized) -> GraphQLError:
     """UNAUTHENTICATED when signing in could help, FORBIDDEN when it could not."""
     return GraphQLError(
         error.message, extensions={"code": "FORBIDDEN" if error.signed_in else "UNAUTHENTICATED"}
     )
-
-
-# ---------------------------------------------------------------- subscriptions
-
-
-async def watch(info: Info, request: StreamRequest[T]) -> AsyncIterator[T]:
-    """A subscription's events; a refusal or a cut-off ends it with a GraphQL error.
-
-    A subscriber too slow to keep up gets `SUBSCRIBER_TOO_SLOW` with `resumeAfter`, the
-    cursor to subscribe again with to miss nothing. An `after` too far back is refused,
-    before any event, with `REPLAY_TOO_LONG` and `maxReplayEvents`; one beyond the log's
-    newest event is BAD_USER_INPUT.
-    """
-    try:
-        async for item in info.context.mediator.stream(request, info.context.ctx):
-            yield item
-    except NotAuthorized as error:
-        raise access_error(error) from None
-    except ReplayTooLong as error:
-        raise GraphQLError(
-            str(error),
-            extensions={
-                "code": "REPLAY_TOO_LONG",
-                "maxReplayEvents": error.max_replay_events,
-                "behind": error.behind,
-            },
-        ) from None
-    except PositionNotReached as error:
-        raise UserInputError(str(error)) from None
-    except SubscriberTooSlow as error:
-        raise GraphQLError(
-            str(error),
-            extensions={"code": "SUBSCRIBER_TOO_SLOW", "resumeAfter": str(error.resume_after)},
-        ) from None
 
 
 def is_fault(error: GraphQLError) -> bool:

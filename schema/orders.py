@@ -41,12 +41,13 @@ from handlers.written import Written
 from mediator import Command
 from schema.context import CustomerOrdersKey, Info, Loaders
 from schema.customers import CUSTOMER, Customer
-from schema.errors import CommandError, UserInputError, ask, lagging, run_command, watch
+from schema.errors import CommandError, UserInputError
 from schema.ids import local_id
+from schema.messages import ask, lagging, run_command, watch
 from schema.money import Address, Money
-from schema.pagination import Edge, PageInfo, page_info
+from schema.pagination import AFTER, Edge, PageInfo, page_info, parse_position
 from schema.prefetch import resolved, selects, settle
-from schema.products import AFTER, PRODUCT, Product, parse_position
+from schema.products import PRODUCT, Product
 
 S = TypeVar("S")
 
@@ -202,7 +203,7 @@ async def _order_connection(
     await _prefetch(info, [view for _, view in page.items])
     return OrderConnection(
         edges=[Edge(cursor=cursor, node=Order.from_view(view)) for cursor, view in page.items],
-        page_info=page_info(page),  # type: ignore[arg-type]
+        page_info=page_info(page),
         known_total=page.total_count if isinstance(page, Page) else None,
         filter=wanted,
     )

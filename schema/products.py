@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -28,20 +27,13 @@ from handlers.products import (
 )
 from handlers.written import Written
 from schema.context import Info
-from schema.errors import (
-    CommandError,
-    UserInputError,
-    ask,
-    lagging,
-    run_command,
-    watch,
-)
+from schema.errors import CommandError, UserInputError
 from schema.ids import local_id
+from schema.messages import ask, lagging, run_command, watch
 from schema.money import Money
-from schema.pagination import Edge, PageInfo, page_info
+from schema.pagination import AFTER, Edge, PageInfo, page_info, parse_position
 
 PRODUCT = ProductAggregate.kind
-AFTER = "The cursor of the row to continue after, from this list in this sort order."
 
 
 @strawberry.type
@@ -138,7 +130,7 @@ class ProductQueries:
             edges=[
                 Edge(cursor=cursor, node=Product.from_view(view)) for cursor, view in page.items
             ],
-            page_info=page_info(page),  # type: ignore[arg-type]
+            page_info=page_info(page),
             total_count=page.total_count,
         )
 
@@ -307,18 +299,6 @@ class ProductEvent:
     occurred_at: datetime
     type: ProductEventType  # type: ignore[valid-type]
     product: Product
-
-
-_POSITION = re.compile(r"[0-9]{1,18}")
-
-
-def parse_position(after: str | None) -> int | None:
-    if after is None:
-        return None
-    if not _POSITION.fullmatch(after):
-        shown = after if len(after) <= 40 else after[:40] + "..."
-        raise UserInputError(f"after must be a position from an earlier event, not {shown!r}")
-    return int(after)
 
 
 @strawberry.type

@@ -9,7 +9,7 @@ from handlers.access import Identity, Role
 from handlers.products import RestockProduct
 from handlers.written import Written
 from mediator import Context
-from schema.errors import run_command
+from schema.messages import run_command
 
 
 class RecordingMediator:
