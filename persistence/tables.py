@@ -163,8 +163,6 @@ order_summaries = Table(
     read_metadata,
     Column("id", String(64), primary_key=True),
     Column("customer_id", String(64), nullable=False),
-    Column("customer_name", String(200), nullable=False),
-    Column("customer_email", String(254), nullable=False),
     Column("status", String(16), nullable=False),
     Column("line_count", Integer, nullable=False),
     Column("total", ScaledDecimal, nullable=False),

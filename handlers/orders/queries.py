@@ -26,8 +26,6 @@ def may_see_order(caller: Identity | None, customer_id: str) -> bool:
 class OrderView:
     id: str
     customer_id: str
-    customer_name: str
-    customer_email: str
     status: OrderStatus
     line_count: int
     total: Decimal
@@ -69,8 +67,6 @@ def order_view(row: Row[tuple[object, ...]]) -> OrderView:
     return OrderView(
         id=c["id"],
         customer_id=c["customer_id"],
-        customer_name=c["customer_name"],
-        customer_email=c["customer_email"],
         status=OrderStatus(c["status"]),
         line_count=c["line_count"],
         total=c["total"],

@@ -39,8 +39,6 @@ async def project_orders(connection: AsyncConnection, stored: StoredEvent) -> No
             {
                 "id": event.order_id,
                 "customer_id": event.customer_id,
-                "customer_name": event.customer_name,
-                "customer_email": event.customer_email,
                 "status": OrderStatus.PENDING.value,
                 "line_count": len(event.lines),
                 "total": event.total,
