@@ -20,6 +20,7 @@ from being applied twice.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -60,6 +61,7 @@ def process_name() -> str:
     return f"{_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+@functools.cache
 def _host() -> str:
     try:
         namespace = os.stat("/proc/self/ns/pid").st_ino

@@ -67,6 +67,8 @@ class UnknownProjection(LookupError):
     """A projection name that is not one of the projector's."""
 
 
+RELEASE_WITHIN = 5.0
+"""Seconds stopping may spend handing the leases back; past it, they expire instead."""
 CHASE_INTERVAL = 0.005
 """Seconds between looks at a checkpoint another process is about to move: a mutation
 here waits on it (read-your-writes), so this is the latency a follower adds to a write."""
@@ -206,7 +208,7 @@ class Projector:
             # Handed back, another process takes over at its next poll instead of after
             # the lease's timeout.
             try:
-                async with asyncio.timeout(self._poll_interval), self._engine.begin() as c:
+                async with asyncio.timeout(RELEASE_WITHIN), self._engine.begin() as c:
                     await self._leases.release(c)
             except Exception:
                 logger.warning("could not hand back the projection leases", exc_info=True)

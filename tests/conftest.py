@@ -5,10 +5,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from orderdesk.settings import Settings
-from tests.databases import sqlite_settings
-from tests.graphql_client import GraphQLClient
+from tests.databases import postgres_database_url, sqlite_settings
+from tests.graphql_client import TEST_SECRET, GraphQLClient
 from tests.served import Served, serve
 
 
@@ -36,3 +37,13 @@ def served(settings: Settings) -> Iterator[Served]:
 async def client(served: Served) -> AsyncIterator[GraphQLClient]:
     async with httpx.AsyncClient(timeout=30) as http:
         yield GraphQLClient(http, served)
+
+
+@pytest.fixture
+async def postgres_client() -> AsyncIterator[GraphQLClient]:
+    """The app served on a new PostgreSQL database (skips without ORDERDESK_TEST_POSTGRES_URL)."""
+    async with postgres_database_url() as url:
+        settings = Settings(database_url=url, poll_interval=0.2, jwt_secret=SecretStr(TEST_SECRET))
+        with serve(settings) as served:
+            async with httpx.AsyncClient(timeout=60) as http:
+                yield GraphQLClient(http, served)

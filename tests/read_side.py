@@ -1,5 +1,5 @@
-"""Shared by the read-side tests: a shop seeded through the real API, and a log of the SQL
-statements the served app runs."""
+"""Shared by the read-side tests: a shop seeded through the real API, a log of the SQL
+statements the served app runs, and reads of the catalog made to fail."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.event_log import StoredEvent
 from persistence.projector import Projection
 from tests.graphql_client import JSON, GraphQLClient
+from tests.served import Served
 
 
 async def _take_three_seconds_per_product(_: AsyncConnection, stored: StoredEvent) -> None:
@@ -181,3 +183,22 @@ class StatementLog:
                 if not s.lstrip().upper().startswith(_CONTROL)
                 and not any(table in s for table in _BACKGROUND)
             ]
+
+
+@contextmanager
+def catalog_reads_failing(served: Served) -> Iterator[None]:
+    """Every read of the product catalog fails, as with a connection cut mid-request."""
+    lock = threading.Lock()
+
+    def fail(*args: Any) -> None:
+        statement: str = args[2]
+        with lock:
+            if statement.lstrip().upper().startswith("SELECT") and "product_catalog" in statement:
+                raise OperationalError(statement, {}, Exception("the connection was terminated"))
+
+    engine = served.services.read_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", fail)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", fail)

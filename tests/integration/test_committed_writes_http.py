@@ -4,19 +4,15 @@ that a client would retry (adding the stock twice)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
 
 from tests.databases import sqlite_settings
 from tests.graphql_client import GraphQLClient
+from tests.read_side import catalog_reads_failing
 from tests.served import Served, serve
 from tests.ws_client import new_product
 
@@ -34,25 +30,6 @@ def uncached(tmp_path: Path) -> Iterator[Served]:
     )
     with serve(settings) as running:
         yield running
-
-
-@contextmanager
-def catalog_reads_failing(served: Served) -> Iterator[None]:
-    """Every read of the product catalog fails, as with a connection cut mid-request."""
-    lock = threading.Lock()
-
-    def fail(*args: Any) -> None:
-        statement: str = args[2]
-        with lock:
-            if statement.lstrip().upper().startswith("SELECT") and "product_catalog" in statement:
-                raise OperationalError(statement, {}, Exception("the connection was terminated"))
-
-    engine = served.services.read_engine.sync_engine
-    event.listen(engine, "before_cursor_execute", fail)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", fail)
 
 
 async def test_a_write_whose_result_cannot_be_read_back_is_answered_as_committed(

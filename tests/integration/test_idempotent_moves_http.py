@@ -5,17 +5,11 @@ nothing; keys belong to their caller and to their mutation."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from pydantic import SecretStr
 
-from orderdesk.settings import Settings
-from tests.databases import postgres_database_url
-from tests.graphql_client import JSON, TEST_SECRET, GraphQLClient
-from tests.served import serve
+from tests.graphql_client import JSON, GraphQLClient
 from tests.ws_client import new_product, place_order, register
 
 ERRORS = """__typename
@@ -91,15 +85,6 @@ async def retried_at_once(client: GraphQLClient, mutation: str) -> None:
 @pytest.mark.parametrize("mutation", ["confirmOrder", "cancelOrder"])
 async def test_concurrent_retries_move_the_order_once(client: GraphQLClient, mutation: str) -> None:
     await retried_at_once(client, mutation)
-
-
-@pytest.fixture
-async def postgres_client() -> AsyncIterator[GraphQLClient]:
-    async with postgres_database_url() as url:
-        settings = Settings(database_url=url, poll_interval=0.2, jwt_secret=SecretStr(TEST_SECRET))
-        with serve(settings) as served:
-            async with httpx.AsyncClient(timeout=60) as http:
-                yield GraphQLClient(http, served)
 
 
 @pytest.mark.postgres

@@ -5,22 +5,17 @@ concurrently it is sent, and whatever the first answer was."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
-from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
 
 from handlers.access import Identity, Role
-from orderdesk.settings import Settings
-from tests.databases import postgres_database_url, sqlite_settings
-from tests.graphql_client import JSON, TEST_SECRET, TOKENS, GraphQLClient
+from tests.databases import sqlite_settings
+from tests.graphql_client import JSON, TOKENS, GraphQLClient
+from tests.read_side import catalog_reads_failing
 from tests.served import Served, serve
 from tests.ws_client import new_product
 
@@ -86,25 +81,6 @@ async def test_concurrent_first_attempts_of_a_keyed_restock_add_the_stock_once(
     assert {(a["product"]["stock"], a["product"]["version"]) for a in answers} == {(8, 2)}
     assert await product_now(client, anvil) == {"stock": 8, "version": 2}
     assert await client.event_count() == events + 1
-
-
-@contextmanager
-def catalog_reads_failing(served: Served) -> Iterator[None]:
-    """Every read of the product catalog fails, as with connections terminated mid-request."""
-    lock = threading.Lock()
-
-    def fail(*args: Any) -> None:
-        statement: str = args[2]
-        with lock:
-            if statement.lstrip().upper().startswith("SELECT") and "product_catalog" in statement:
-                raise OperationalError(statement, {}, Exception("the connection was terminated"))
-
-    engine = served.services.read_engine.sync_engine
-    event.listen(engine, "before_cursor_execute", fail)
-    try:
-        yield
-    finally:
-        event.remove(engine, "before_cursor_execute", fail)
 
 
 @pytest.fixture
@@ -246,15 +222,6 @@ async def test_keys_are_optional_and_bounded(client: GraphQLClient) -> None:
     await send(client, RESTOCK, id=anvil, quantity=5)
     await send(client, RESTOCK, id=anvil, quantity=5)
     assert await product_now(client, anvil) == {"stock": 13, "version": 3}
-
-
-@pytest.fixture
-async def postgres_client() -> AsyncIterator[GraphQLClient]:
-    async with postgres_database_url() as url:
-        settings = Settings(database_url=url, poll_interval=0.2, jwt_secret=SecretStr(TEST_SECRET))
-        with serve(settings) as served:
-            async with httpx.AsyncClient(timeout=60) as http:
-                yield GraphQLClient(http, served)
 
 
 @pytest.mark.postgres

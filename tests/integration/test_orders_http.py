@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-import pytest
-from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from orderdesk.settings import Settings
 from persistence.tables import event_log, order_summaries, orders, products
-from tests.databases import postgres_database_url
-from tests.graphql_client import JSON, TEST_SECRET, GraphQLClient
-from tests.served import serve
+from tests.graphql_client import JSON, GraphQLClient
 
 ERRORS = """
     __typename
@@ -347,15 +340,6 @@ async def oversell(client: GraphQLClient, database_url: str) -> None:
 
 async def test_concurrent_orders_never_oversell_on_sqlite(client: GraphQLClient) -> None:
     await oversell(client, client.served.settings.database_url)
-
-
-@pytest.fixture
-async def postgres_client() -> AsyncIterator[GraphQLClient]:
-    async with postgres_database_url() as url:
-        settings = Settings(database_url=url, poll_interval=0.2, jwt_secret=SecretStr(TEST_SECRET))
-        with serve(settings) as served:
-            async with httpx.AsyncClient(timeout=60) as http:
-                yield GraphQLClient(http, served)
 
 
 async def test_concurrent_orders_never_oversell_on_postgres(
