@@ -991,13 +991,12 @@ async def bare_order(
             "orders",
             [
                 (
-                    "INSERT INTO order_summaries (id, customer_id, customer_name,"
-                    " customer_email, status, line_count, total, currency, street, city, state,"
-                    " postal_code, country, special_instructions, placed_at, updated_at, version,"
-                    " placed_position, last_position)"
-                    " VALUES (?, ?, ?, ?, 'PENDING', 1, ?, ?, ?, ?, '', ?, ?, '', ?, ?, 1, ?, ?)",
+                    "INSERT INTO order_summaries (id, customer_id, status, line_count, total,"
+                    " currency, street, city, state, postal_code, country, special_instructions,"
+                    " placed_at, updated_at, version, placed_position, last_position)"
+                    " VALUES (?, ?, 'PENDING', 1, ?, ?, ?, ?, '', ?, ?, '', ?, ?, 1, ?, ?)",
                     (
-                        *(order_id, customer_id, name, email, total, currency),
+                        *(order_id, customer_id, total, currency),
                         *("1 Main St", "Springfield", "12345", "US", now, now),
                         *(positions[0], positions[0]),
                     ),

@@ -131,8 +131,6 @@ def seed(path: Path, orders: int) -> None:
             yield (
                 f"o{n:010}",
                 f"c{customer:08}",
-                f"Customer {customer}",
-                f"c{customer}@example.com",
                 statuses[n % 5],
                 2,
                 total,
@@ -152,7 +150,7 @@ def seed(path: Path, orders: int) -> None:
 
     for batch in batches(order_rows()):
         db.executemany(
-            "INSERT INTO order_summaries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch
+            "INSERT INTO order_summaries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch
         )
 
     def line_rows() -> Iterator[tuple[Any, ...]]:
