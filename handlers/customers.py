@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,13 +29,14 @@ from handlers.paging import (
     encode_cursor,
 )
 from handlers.query_cache import Cached
-from handlers.transaction import unit_of_work
+from handlers.transaction import writes
 from handlers.written import Written
 from mediator import Command, Context, Query, Registry
 from persistence.customers import email_taken
 from persistence.event_log import StoredEvent
 from persistence.projector import Projection
 from persistence.tables import customer_summaries
+from persistence.unit_of_work import UnitOfWork
 
 # ---------------------------------------------------------------- commands
 
@@ -58,9 +58,8 @@ class RegisterCustomer(Command[Written]):
 
 
 async def register_customer(
-    command: RegisterCustomer, ctx: Context, *, new_id: Callable[[], str]
+    command: RegisterCustomer, ctx: Context, work: UnitOfWork, *, new_id: Callable[[], str]
 ) -> Written:
-    work = unit_of_work(ctx)
     customer = Customer.register(new_id(), name=command.name, email=command.email)
     if await work.customers.email_taken(customer.email):
         raise email_taken()
@@ -280,10 +279,6 @@ CUSTOMER_SUMMARIES = Projection(
 # ---------------------------------------------------------------- wiring
 
 
-def new_customer_id() -> str:
-    return uuid.uuid4().hex
-
-
 EVENT_TYPES = CUSTOMER_EVENTS
 POLICIES: dict[type, Policy] = {
     RegisterCustomer: anyone,
@@ -302,30 +297,21 @@ CACHED: dict[type, Cached] = {
 }
 
 
-def register(
-    registry: Registry,
-    *,
-    read_engine: AsyncEngine,
-    scan_engine: AsyncEngine | None = None,
-    new_id: Callable[[], str] = new_customer_id,
-) -> None:
-    registry.handle(RegisterCustomer, partial(register_customer, new_id=new_id))
-    registry.handle(GetCustomers, partial(get_customers, read_engine=read_engine))
+def register(registry: Registry, wiring: Wiring) -> None:
+    new_id = partial(wiring.ids, Customer.kind)
+    registry.handle(RegisterCustomer, writes(partial(register_customer, new_id=new_id)))
+    registry.handle(GetCustomers, partial(get_customers, read_engine=wiring.read_engine))
     # Lists, counts and searches grow with the data (database.create_engine).
-    scans = scan_engine or read_engine
+    scans = wiring.scan_engine
     registry.handle(ListCustomers, partial(list_customers, read_engine=scans))
     registry.handle(CountCustomers, partial(count_customers, read_engine=scans))
-
-
-def _register(registry: Registry, wiring: Wiring) -> None:
-    register(registry, read_engine=wiring.read_engine, scan_engine=wiring.scan_engine)
 
 
 FEATURE = Feature(
     "customers",
     event_types=EVENT_TYPES,
     policies=POLICIES,
-    register=_register,
+    register=register,
     idempotent=IDEMPOTENT,
     cached=CACHED,
     projections=(CUSTOMER_SUMMARIES,),

@@ -7,6 +7,7 @@ adding a feature, or a message to one, is done in the feature alone.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -20,6 +21,11 @@ from persistence.event_tail import EventTail, ViewLoader
 from persistence.projector import Projection
 
 
+def new_id(kind: str) -> str:
+    """A new entity's id: random, so that no id tells how many entities there are."""
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True, slots=True)
 class Wiring:
     """What the service hands every feature's handlers as it registers them."""
@@ -31,6 +37,8 @@ class Wiring:
     """For subscription streams; None where nothing streams (the command line)."""
     public_stock_events: bool = True
     """Whether anyone may watch stock levels (ORDERDESK_PUBLIC_STOCK_EVENTS)."""
+    ids: Callable[[str], str] = new_id
+    """A new id for an entity of the given kind (unit tests count them instead)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.errors import DomainError, FieldIssue, ValidationFailed
 from handlers.access import identity_of
 from handlers.written import Written
 from mediator import Context, ContextKey, Next
-from persistence.idempotency import IdempotencyClaim, KeyAlreadyUsed, StoredOutcome, find_outcome
+from persistence.idempotency import IdempotencyClaim, KeyAlreadyUsed, StoredOutcome
 
 MAX_KEY_LENGTH = 200
 IdempotencyKey = Annotated[str | None, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
@@ -56,13 +55,11 @@ def _replay(outcome: StoredOutcome, claim: IdempotencyClaim) -> Written:
 
 
 def idempotent(
-    engine: AsyncEngine, writes: Mapping[type, str]
+    find: Callable[[IdempotencyClaim], Awaitable[StoredOutcome | None]],
+    writes: Mapping[type, str],
 ) -> Callable[[object, Next[object], Context], Any]:
-    """For the command types in `writes`, each mapped to the kind of entity it writes."""
-
-    async def find(claim: IdempotencyClaim) -> StoredOutcome | None:
-        async with engine.connect() as connection:
-            return await find_outcome(connection, claim.scope, claim.key)
+    """For the command types in `writes`, each mapped to the kind of entity it writes;
+    `find` looks up what the first command with a claim's key wrote."""
 
     async def deduplicate(message: object, call_next: Next[object], ctx: Context) -> object:
         kind = writes.get(type(message))

@@ -1,31 +1,25 @@
-"""The transaction behavior: a command commits entirely, events included, or not at all."""
+"""The transaction behavior: a command commits entirely, events included, or not at all; and
+`writes`, which hands a command handler the unit of work that behavior opened."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+from handlers.idempotency import CLAIM
 from handlers.written import Written
 from mediator import Context, ContextKey, Next
-from persistence.unit_of_work import UnitOfWork
+from persistence.unit_of_work import CommandStore, UnitOfWork
 
-UnitOfWorkFactory = Callable[[Context], UnitOfWork]
+C = TypeVar("C")
+R = TypeVar("R")
 
 _CURRENT = ContextKey[UnitOfWork | None]("unit of work")
 
 
-def unit_of_work(ctx: Context) -> UnitOfWork:
-    """The unit of work of the command being handled."""
-    work = ctx.find(_CURRENT)
-    if work is None:
-        raise RuntimeError("a command handler ran outside the transaction behavior")
-    return work
-
-
-def in_transaction(
-    new_unit_of_work: UnitOfWorkFactory,
-) -> Callable[[object, Next[object], Context], Any]:
+def in_transaction(store: CommandStore) -> Callable[[object, Next[object], Context], Any]:
     """Open a unit of work around the handler and commit it once the handler returns.
 
     A handler that raises, at any point, leaves nothing behind: the unit of work rolls
@@ -34,7 +28,8 @@ def in_transaction(
     """
 
     async def transaction(message: object, call_next: Next[object], ctx: Context) -> object:
-        async with new_unit_of_work(ctx) as work:
+        new = store.unit_of_work(correlation_id=ctx.correlation_id, claim=ctx.find(CLAIM))
+        async with new as work:
             ctx.set(_CURRENT, work)
             try:
                 result = await call_next()
@@ -46,3 +41,19 @@ def in_transaction(
         return result
 
     return transaction
+
+
+def writes(
+    handler: Callable[[C, Context, UnitOfWork], Awaitable[R]],
+) -> Callable[[C, Context], Awaitable[R]]:
+    """The command handler as the mediator calls it: given its command, its context and the
+    unit of work of the transaction around it, as a parameter it cannot forget to ask for."""
+
+    @functools.wraps(handler)
+    async def handle(command: C, ctx: Context) -> R:
+        work = ctx.find(_CURRENT)
+        if work is None:
+            raise RuntimeError("a command handler ran outside the transaction behavior")
+        return await handler(command, ctx, work)
+
+    return handle

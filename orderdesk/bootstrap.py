@@ -19,15 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import customers, orders, products
 from handlers.access import Policy, authorize, authorize_streams
-from handlers.feature import Feature, Wiring, merged
-from handlers.idempotency import CLAIM, idempotent
+from handlers.feature import Feature, Wiring, merged, new_id
+from handlers.idempotency import idempotent
 from handlers.metrics import measure_messages
 from handlers.pipeline import database_unavailable, log_message, read_your_writes
 from handlers.query_cache import Cached, CacheInvalidation, cache_queries
 from handlers.rate_limit import limit_per_address
 from handlers.transaction import in_transaction
 from handlers.validation import validate_command
-from mediator import Command, ConfigurationError, Context, Mediator, Query, Registry, Request
+from mediator import Command, ConfigurationError, Mediator, Query, Registry, Request
 from orderdesk.rate_limits import RateLimits, rate_limits_for
 from orderdesk.settings import Settings
 from orderdesk.tokens import Tokens, local_secret
@@ -38,7 +38,7 @@ from persistence.event_tail import EventTail, ViewLoader
 from persistence.migrate import migrate
 from persistence.projector import Projection, Projector
 from persistence.query_cache import LocalQueryCache, QueryCache, RedisQueryCache
-from persistence.unit_of_work import SqlUnitOfWork, UnitOfWork
+from persistence.unit_of_work import CommandStore, SqlCommandStore
 from persistence.wakeup import NoWakeUps, WakeUps, wake_ups_for
 
 FEATURES: tuple[Feature, ...] = (products.FEATURE, customers.FEATURE, orders.FEATURE)
@@ -159,12 +159,17 @@ def query_cache_for(settings: Settings) -> QueryCache | None:
 def bootstrap(
     settings: Settings,
     *,
+    store: CommandStore | None = None,
     clock: Callable[[], datetime] = utc_now,
+    ids: Callable[[str], str] = new_id,
     extra_projections: Sequence[Projection] = (),
 ) -> Services:
     """Wire everything; nothing connects until `Services.start`.
 
-    `extra_projections` run beside the features' own; tests use it to add a failing one.
+    Commands write to `store`, the SQL store on the settings' database unless one is given
+    (unit tests give an in-memory one, and run this same pipeline over it). `clock` stamps
+    the events, `ids` names new entities by kind. `extra_projections` run beside the
+    features' own; tests use it to add a failing one.
     """
     timeout = settings.database_timeout
     write_engine = create_engine(settings.database_url, for_writes=True, timeout=timeout)
@@ -219,14 +224,14 @@ def bootstrap(
         projector.wake(position)
         wake_ups.publish(position)
 
-    def unit_of_work(ctx: Context) -> UnitOfWork:
-        return SqlUnitOfWork(
+    if store is None:
+        store = SqlCommandStore(
             write_engine,
             log,
+            outcomes_engine=log_engine,
             clock=clock,
-            correlation_id=ctx.correlation_id,
             on_commit=committed,
-            claim=ctx.find(CLAIM),
+            read_models_at=projector.wait_for,
         )
 
     registry = Registry()
@@ -242,21 +247,22 @@ def bootstrap(
     registry.behavior(database_unavailable, applies_to=object)
     registry.behavior(measure_messages(metrics), applies_to=object)
     registry.behavior(
-        read_your_writes(projector.wait_for, settings.read_your_writes_timeout),
+        read_your_writes(store.read_models_at, settings.read_your_writes_timeout),
         applies_to=Command,
     )
     registry.behavior(authorize(POLICIES), applies_to=Request)
     if query_cache is not None:
         registry.behavior(cache_queries(query_cache, CACHED, metrics), applies_to=Query)
     registry.behavior(validate_command, applies_to=Command)
-    registry.behavior(idempotent(log_engine, IDEMPOTENT), applies_to=Command)
-    registry.behavior(in_transaction(unit_of_work), applies_to=Command)
+    registry.behavior(idempotent(store.outcome, IDEMPOTENT), applies_to=Command)
+    registry.behavior(in_transaction(store), applies_to=Command)
     registry.stream_behavior(authorize_streams(POLICIES))
     wiring = Wiring(
         read_engine=read_engine,
         scan_engine=scan_engine,
         tail=tail,
         public_stock_events=settings.public_stock_events,
+        ids=ids,
     )
     for feature in FEATURES:
         feature.register(registry, wiring)

@@ -9,8 +9,9 @@ stored in the same transaction, with the entity it wrote.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from domain.aggregate import Aggregate
 from persistence.customers import CustomerRepository, SqlCustomerRepository
 from persistence.event_log import EventLog, NewEvent
-from persistence.idempotency import IdempotencyClaim, store_outcome
+from persistence.idempotency import IdempotencyClaim, StoredOutcome, find_outcome, store_outcome
 from persistence.orders import OrderRepository, SqlOrderRepository
 from persistence.products import ProductRepository, SqlProductRepository
 from persistence.repository import SqlRepository
@@ -49,6 +50,54 @@ class UnitOfWork(Protocol):
     async def commit(self) -> int:
         """Store every change and its events; returns the last event's log position."""
         ...
+
+
+class CommandStore(Protocol):
+    """Storage as the command pipeline sees it: the SQL store in service, an in-memory one in
+    unit tests, handed to `bootstrap` like any other dependency."""
+
+    def unit_of_work(self, *, correlation_id: str, claim: IdempotencyClaim | None) -> UnitOfWork:
+        """A new unit of work for one command; a keyed command's claim is stored with its write."""
+        ...
+
+    async def outcome(self, claim: IdempotencyClaim) -> StoredOutcome | None:
+        """What the command that first used the claim's key wrote, if one did."""
+        ...
+
+    async def read_models_at(self, position: int, timeout: float) -> None:  # noqa: ASYNC109
+        """Return once the read models show the write at `position`; TimeoutError after
+        `timeout` s (read-your-writes waits on it)."""
+        ...
+
+
+class SqlCommandStore:
+    """Units of work on the write engine, outcomes read beside the log, and the projector's
+    word on when the read models have caught up."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        log: EventLog,
+        *,
+        outcomes_engine: AsyncEngine,
+        clock: Callable[[], datetime],
+        on_commit: Callable[[int], None],
+        read_models_at: Callable[[int, float], Awaitable[None]],
+    ) -> None:
+        self._new = partial(SqlUnitOfWork, engine, log, clock=clock, on_commit=on_commit)
+        self._outcomes_engine = outcomes_engine
+        self._read_models_at = read_models_at
+
+    def unit_of_work(self, *, correlation_id: str, claim: IdempotencyClaim | None) -> UnitOfWork:
+        return self._new(correlation_id=correlation_id, claim=claim)
+
+    async def outcome(self, claim: IdempotencyClaim) -> StoredOutcome | None:
+        # Not on the write engine: a look must not queue behind SQLite's one writer.
+        async with self._outcomes_engine.connect() as connection:
+            return await find_outcome(connection, claim.scope, claim.key)
+
+    async def read_models_at(self, position: int, timeout: float) -> None:  # noqa: ASYNC109
+        await self._read_models_at(position, timeout)
 
 
 class SqlUnitOfWork:

@@ -13,11 +13,7 @@ The package's face: the wiring (who may send what, what is idempotent or cached,
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
 from functools import partial
-
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.orders import ORDER_EVENTS, Order
 from handlers.access import Identity, Policy, anyone, signed_in, staff
@@ -70,8 +66,8 @@ from handlers.orders.queries import (
 )
 from handlers.orders.read_model import ORDERS, order_rows_touched, project_orders
 from handlers.query_cache import Cached
+from handlers.transaction import writes
 from mediator import Registry
-from persistence.event_tail import EventTail
 
 __all__ = [
     "CACHED",
@@ -112,7 +108,6 @@ __all__ = [
     "load_order_event_views",
     "load_order_views",
     "may_see_order",
-    "new_order_id",
     "order_line_view",
     "order_rows_touched",
     "order_view",
@@ -123,10 +118,6 @@ __all__ = [
     "visible_to",
     "watch_orders",
 ]
-
-
-def new_order_id() -> str:
-    return uuid.uuid4().hex
 
 
 def _own_order(message: PlaceOrder, caller: Identity | None) -> bool:
@@ -169,41 +160,30 @@ CACHED: dict[type, Cached] = {
 }
 
 
-def register(
-    registry: Registry,
-    *,
-    read_engine: AsyncEngine,
-    tail: EventTail | None = None,
-    scan_engine: AsyncEngine | None = None,
-    new_id: Callable[[], str] = new_order_id,
-) -> None:
-    registry.handle(PlaceOrder, partial(place_order, new_id=new_id))
-    registry.handle(ConfirmOrder, confirm_order)
-    registry.handle(ShipOrder, ship_order)
-    registry.handle(DeliverOrder, deliver_order)
-    registry.handle(CancelOrder, cancel_order)
-    registry.handle(GetOrders, partial(get_orders, read_engine=read_engine))
-    registry.handle(GetOrderLines, partial(get_order_lines, read_engine=read_engine))
+def register(registry: Registry, wiring: Wiring) -> None:
+    new_id = partial(wiring.ids, Order.kind)
+    registry.handle(PlaceOrder, writes(partial(place_order, new_id=new_id)))
+    registry.handle(ConfirmOrder, writes(confirm_order))
+    registry.handle(ShipOrder, writes(ship_order))
+    registry.handle(DeliverOrder, writes(deliver_order))
+    registry.handle(CancelOrder, writes(cancel_order))
+    reads = wiring.read_engine
+    registry.handle(GetOrders, partial(get_orders, read_engine=reads))
+    registry.handle(GetOrderLines, partial(get_order_lines, read_engine=reads))
     # Lists, counts and pages per customer grow with the data (database.create_engine).
-    scans = scan_engine or read_engine
+    scans = wiring.scan_engine
     registry.handle(ListOrders, partial(list_orders, read_engine=scans))
     registry.handle(CountOrders, partial(count_orders, read_engine=scans))
     registry.handle(FirstOrderPages, partial(first_order_pages, read_engine=scans))
-    if tail is not None:
-        registry.stream(WatchOrders, partial(watch_orders, tail=tail))
-
-
-def _register(registry: Registry, wiring: Wiring) -> None:
-    register(
-        registry, read_engine=wiring.read_engine, scan_engine=wiring.scan_engine, tail=wiring.tail
-    )
+    if wiring.tail is not None:
+        registry.stream(WatchOrders, partial(watch_orders, tail=wiring.tail))
 
 
 FEATURE = Feature(
     "orders",
     event_types=EVENT_TYPES,
     policies=POLICIES,
-    register=_register,
+    register=register,
     idempotent=IDEMPOTENT,
     cached=CACHED,
     projections=(ORDERS,),

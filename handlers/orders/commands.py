@@ -24,7 +24,6 @@ from domain.orders import (
 from handlers.access import identity_of
 from handlers.idempotency import IdempotencyKey
 from handlers.orders.queries import may_see_order
-from handlers.transaction import unit_of_work
 from handlers.written import Written
 from mediator import Command, Context
 from persistence.unit_of_work import UnitOfWork
@@ -83,8 +82,9 @@ class CancelOrder(Command[Written]):
     idempotency_key: IdempotencyKey = None
 
 
-async def place_order(command: PlaceOrder, ctx: Context, *, new_id: Callable[[], str]) -> Written:
-    work = unit_of_work(ctx)
+async def place_order(
+    command: PlaceOrder, ctx: Context, work: UnitOfWork, *, new_id: Callable[[], str]
+) -> Written:
     customer = await work.customers.get(command.customer_id)
     if customer is None:
         raise NotFound(Customer.kind, command.customer_id)
@@ -123,26 +123,25 @@ async def _order_for(work: UnitOfWork, order_id: str, ctx: Context, expected: in
     return order
 
 
-async def confirm_order(command: ConfirmOrder, ctx: Context) -> Written:
-    order = await _order_for(unit_of_work(ctx), command.order_id, ctx, command.expected_version)
+async def confirm_order(command: ConfirmOrder, ctx: Context, work: UnitOfWork) -> Written:
+    order = await _order_for(work, command.order_id, ctx, command.expected_version)
     order.confirm()
     return Written.of(order)
 
 
-async def ship_order(command: ShipOrder, ctx: Context) -> Written:
-    order = await _order_for(unit_of_work(ctx), command.order_id, ctx, command.expected_version)
+async def ship_order(command: ShipOrder, ctx: Context, work: UnitOfWork) -> Written:
+    order = await _order_for(work, command.order_id, ctx, command.expected_version)
     order.ship()
     return Written.of(order)
 
 
-async def deliver_order(command: DeliverOrder, ctx: Context) -> Written:
-    order = await _order_for(unit_of_work(ctx), command.order_id, ctx, command.expected_version)
+async def deliver_order(command: DeliverOrder, ctx: Context, work: UnitOfWork) -> Written:
+    order = await _order_for(work, command.order_id, ctx, command.expected_version)
     order.deliver()
     return Written.of(order)
 
 
-async def cancel_order(command: CancelOrder, ctx: Context) -> Written:
-    work = unit_of_work(ctx)
+async def cancel_order(command: CancelOrder, ctx: Context, work: UnitOfWork) -> Written:
     order = await _order_for(work, command.order_id, ctx, command.expected_version)
     products = await work.products.get_many(line.product_id for line in order.lines)
     order.cancel(command.reason, products)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
 from functools import partial
-
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.products import PRODUCT_EVENTS, Product
 from handlers.access import Policy, anyone, staff
@@ -43,8 +39,8 @@ from handlers.products.read_model import (
     project_product_catalog,
 )
 from handlers.query_cache import Cached
+from handlers.transaction import writes
 from mediator import Registry
-from persistence.event_tail import EventTail
 
 __all__ = [
     "CACHED",
@@ -71,7 +67,6 @@ __all__ = [
     "get_products",
     "list_products",
     "load_product_views",
-    "new_product_id",
     "project_product_catalog",
     "register",
     "restock_product",
@@ -80,31 +75,21 @@ __all__ = [
 ]
 
 
-def new_product_id() -> str:
-    return uuid.uuid4().hex
-
-
-def register(
-    registry: Registry,
-    *,
-    read_engine: AsyncEngine,
-    tail: EventTail | None = None,
-    scan_engine: AsyncEngine | None = None,
-    new_id: Callable[[], str] = new_product_id,
-    public_stock_events: bool = True,
-) -> None:
-    registry.handle(CreateProduct, partial(create_product, new_id=new_id))
-    registry.handle(UpdateProduct, update_product)
-    registry.handle(RestockProduct, restock_product)
-    registry.handle(DeleteProduct, delete_product)
-    registry.handle(GetProducts, partial(get_products, read_engine=read_engine))
+def register(registry: Registry, wiring: Wiring) -> None:
+    new_id = partial(wiring.ids, Product.kind)
+    registry.handle(CreateProduct, writes(partial(create_product, new_id=new_id)))
+    registry.handle(UpdateProduct, writes(update_product))
+    registry.handle(RestockProduct, writes(restock_product))
+    registry.handle(DeleteProduct, writes(delete_product))
+    registry.handle(GetProducts, partial(get_products, read_engine=wiring.read_engine))
     # Lists count and search: reads whose cost grows with the data (database.create_engine).
-    scans = scan_engine or read_engine
-    registry.handle(ListProducts, partial(list_products, read_engine=scans))
-    if tail is not None:
+    registry.handle(ListProducts, partial(list_products, read_engine=wiring.scan_engine))
+    if wiring.tail is not None:
         registry.stream(
             WatchProducts,
-            partial(watch_products, tail=tail, public_stock_events=public_stock_events),
+            partial(
+                watch_products, tail=wiring.tail, public_stock_events=wiring.public_stock_events
+            ),
         )
 
 
@@ -131,21 +116,11 @@ CACHED: dict[type, Cached] = {
 }
 
 
-def _register(registry: Registry, wiring: Wiring) -> None:
-    register(
-        registry,
-        read_engine=wiring.read_engine,
-        scan_engine=wiring.scan_engine,
-        tail=wiring.tail,
-        public_stock_events=wiring.public_stock_events,
-    )
-
-
 FEATURE = Feature(
     "products",
     event_types=EVENT_TYPES,
     policies=POLICIES,
-    register=_register,
+    register=register,
     idempotent=IDEMPOTENT,
     cached=CACHED,
     projections=(PRODUCT_CATALOG,),

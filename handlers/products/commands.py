@@ -9,10 +9,10 @@ from decimal import Decimal
 from domain.errors import NotFound
 from domain.products import Product
 from handlers.idempotency import IdempotencyKey
-from handlers.transaction import unit_of_work
 from handlers.written import Written
 from mediator import Command, Context
 from persistence.products import sku_taken
+from persistence.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +54,8 @@ class DeleteProduct(Command[Written]):
 
 
 async def create_product(
-    command: CreateProduct, ctx: Context, *, new_id: Callable[[], str]
+    command: CreateProduct, ctx: Context, work: UnitOfWork, *, new_id: Callable[[], str]
 ) -> Written:
-    work = unit_of_work(ctx)
     product = Product.create(
         new_id(),
         sku=command.sku,
@@ -73,12 +72,12 @@ async def create_product(
 
 
 async def _change_product(
+    work: UnitOfWork,
     product_id: str,
     expected_version: int | None,
     change: Callable[[Product], None],
-    ctx: Context,
 ) -> Written:
-    product = await unit_of_work(ctx).products.get(product_id)
+    product = await work.products.get(product_id)
     if product is None:
         raise NotFound(Product.kind, product_id)
     product.ensure_exists()
@@ -87,7 +86,7 @@ async def _change_product(
     return Written.of(product)
 
 
-async def update_product(command: UpdateProduct, ctx: Context) -> Written:
+async def update_product(command: UpdateProduct, ctx: Context, work: UnitOfWork) -> Written:
     def change(product: Product) -> None:
         product.update(
             name=command.name,
@@ -96,15 +95,15 @@ async def update_product(command: UpdateProduct, ctx: Context) -> Written:
             currency=command.currency,
         )
 
-    return await _change_product(command.product_id, command.expected_version, change, ctx)
+    return await _change_product(work, command.product_id, command.expected_version, change)
 
 
-async def restock_product(command: RestockProduct, ctx: Context) -> Written:
+async def restock_product(command: RestockProduct, ctx: Context, work: UnitOfWork) -> Written:
     def change(product: Product) -> None:
         product.restock(command.quantity)
 
-    return await _change_product(command.product_id, command.expected_version, change, ctx)
+    return await _change_product(work, command.product_id, command.expected_version, change)
 
 
-async def delete_product(command: DeleteProduct, ctx: Context) -> Written:
-    return await _change_product(command.product_id, command.expected_version, Product.delete, ctx)
+async def delete_product(command: DeleteProduct, ctx: Context, work: UnitOfWork) -> Written:
+    return await _change_product(work, command.product_id, command.expected_version, Product.delete)

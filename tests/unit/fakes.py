@@ -1,9 +1,19 @@
-"""In-memory stand-ins for the unit of work and its repositories: real behaviour, no I/O."""
+"""An in-memory command store: real behaviour, no I/O, handed to the real bootstrap.
+
+It keeps what the SQL store keeps (committed aggregates, their events in order, the outcomes
+of keyed commands) and refuses what it refuses (a stale version, a taken sku or email, a key
+stored twice), at commit as the database does, so that unit tests of handlers and of the
+pipeline see the service's own behaviour, only faster.
+"""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -12,6 +22,13 @@ from domain.customers import Customer
 from domain.errors import VersionConflict
 from domain.orders import Order
 from domain.products import Product
+from handlers.access import Identity, Role
+from mediator import Context, Mediator
+from orderdesk.bootstrap import bootstrap
+from orderdesk.settings import Settings
+from persistence.customers import email_taken
+from persistence.idempotency import IdempotencyClaim, KeyAlreadyUsed, StoredOutcome
+from persistence.products import sku_taken
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -49,20 +66,57 @@ class FakeCustomers(FakeRepository[Customer]):
         return any(c.email == email for c in self._store.values())
 
 
-class FakeStore:
-    """What a database would hold: committed aggregates and the event log."""
+@dataclass(frozen=True, slots=True)
+class FakeEvent:
+    stream_id: str
+    version: int
+    event: object
+    correlation_id: str
+    occurred_at: datetime
 
-    def __init__(self) -> None:
-        self.products: dict[str, Product] = {}
-        self.customers: dict[str, Customer] = {}
-        self.orders: dict[str, Order] = {}
-        self.events: list[tuple[str, int, object]] = []
-        self.commits = 0
+
+@dataclass
+class FakeStore:
+    """What a database would hold: committed aggregates, the event log and the outcomes of
+    keyed commands. `read_models_lag` makes every read-your-writes wait time out."""
+
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    products: dict[str, Product] = field(default_factory=dict)
+    customers: dict[str, Customer] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    log: list[FakeEvent] = field(default_factory=list)
+    outcomes: dict[tuple[str, str], StoredOutcome] = field(default_factory=dict)
+    commits: int = 0
+    read_models_lag: bool = False
+
+    @property
+    def events(self) -> list[tuple[str, int, object]]:
+        return [(e.stream_id, e.version, e.event) for e in self.log]
+
+    def unit_of_work(
+        self, *, correlation_id: str, claim: IdempotencyClaim | None
+    ) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self, correlation_id=correlation_id, claim=claim)
+
+    async def outcome(self, claim: IdempotencyClaim) -> StoredOutcome | None:
+        return self.outcomes.get((claim.scope, claim.key))
+
+    async def read_models_at(self, position: int, timeout: float) -> None:  # noqa: ASYNC109
+        if self.read_models_lag:
+            raise TimeoutError(f"the read models have not reached {position} within {timeout} s")
 
 
 class FakeUnitOfWork:
-    def __init__(self, store: FakeStore) -> None:
+    def __init__(
+        self,
+        store: FakeStore,
+        *,
+        correlation_id: str = "test",
+        claim: IdempotencyClaim | None = None,
+    ) -> None:
         self._store = store
+        self._correlation_id = correlation_id
+        self._claim = claim
         self.products = FakeProducts(store.products)
         self.customers = FakeCustomers(store.customers)
         self.orders = FakeRepository[Order](store.orders)
@@ -79,24 +133,76 @@ class FakeUnitOfWork:
         return None
 
     async def commit(self) -> int:
-        stores: list[tuple[dict[str, Any], dict[str, Any]]] = [
-            (self._store.customers, self.customers.seen),
-            (self._store.orders, self.orders.seen),
-            (self._store.products, self.products.seen),
+        store = self._store
+        kept: list[tuple[dict[str, Any], dict[str, Any]]] = [
+            (store.customers, self.customers.seen),
+            (store.orders, self.orders.seen),
+            (store.products, self.products.seen),
         ]
-        changed = [(s, a) for s, seen in stores for a in seen.values() if a.pending_events]
-        for store, aggregate in changed:
-            current = store.get(aggregate.id)
+        changed = [(s, a) for s, seen in kept for a in seen.values() if a.pending_events]
+        self._refuse_conflicts(changed)
+        now = store.clock()
+        for kept_as, aggregate in changed:
+            first = aggregate.stored_version + 1
+            store.log.extend(
+                FakeEvent(aggregate.id, first + i, event, self._correlation_id, now)
+                for i, event in enumerate(aggregate.pending_events)
+            )
+            aggregate.mark_stored()
+            kept_as[aggregate.id] = copy.deepcopy(aggregate)
+        position = len(store.log)
+        if self._claim is not None:
+            written = [a for _, a in changed if a.kind == self._claim.kind]
+            if len(written) != 1:
+                raise RuntimeError(f"an idempotent command must write one {self._claim.kind}")
+            store.outcomes[(self._claim.scope, self._claim.key)] = StoredOutcome(
+                self._claim.fingerprint, written[0].id, written[0].version, position
+            )
+        store.commits += 1
+        return position
+
+    def _refuse_conflicts(self, changed: list[tuple[dict[str, Any], Aggregate]]) -> None:
+        """Everything the database's constraints refuse, checked before anything is kept."""
+        store = self._store
+        for kept_as, aggregate in changed:
+            current = kept_as.get(aggregate.id)
             if current is not None and current.version != aggregate.stored_version:
                 raise VersionConflict(
                     aggregate.kind, aggregate.id, aggregate.stored_version, current.version
                 )
-        for store, aggregate in changed:
-            first = aggregate.stored_version + 1
-            self._store.events.extend(
-                (aggregate.id, first + i, e) for i, e in enumerate(aggregate.pending_events)
-            )
-            aggregate.mark_stored()
-            store[aggregate.id] = copy.deepcopy(aggregate)
-        self._store.commits += 1
-        return len(self._store.events)
+            if current is not None:
+                continue
+            if isinstance(aggregate, Product) and any(
+                p.sku == aggregate.sku for p in store.products.values()
+            ):
+                raise sku_taken()
+            if isinstance(aggregate, Customer) and any(
+                c.email == aggregate.email for c in store.customers.values()
+            ):
+                raise email_taken()
+        if self._claim is not None and (self._claim.scope, self._claim.key) in store.outcomes:
+            raise KeyAlreadyUsed(self._claim.key)
+
+
+def counted_ids() -> Callable[[str], str]:
+    """Ids that say their kind and order: the first product is p1, the second order o2."""
+    counters: defaultdict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
+
+    def new_id(kind: str) -> str:
+        return f"{kind[0].lower()}{next(counters[kind])}"
+
+    return new_id
+
+
+def fake_mediator(store: FakeStore, settings: Settings | None = None) -> Mediator:
+    """The service's own mediator and pipeline, over the store: nothing connects."""
+    settings = settings or Settings(database_url="sqlite+aiosqlite:///:memory:")
+    return bootstrap(settings, store=store, ids=counted_ids()).mediator
+
+
+def as_staff() -> Context:
+    return Context(identity=Identity("staff-1", Role.STAFF))
+
+
+def as_customer(customer_id: str) -> Context:
+    return Context(identity=Identity(customer_id, Role.CUSTOMER))

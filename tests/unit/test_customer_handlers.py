@@ -7,18 +7,12 @@ import pytest
 from domain.errors import ValidationFailed
 from handlers.customers import RegisterCustomer
 from mediator import Mediator
-from tests.unit.fake_app import command_mediator
-from tests.unit.fakes import FakeStore
-
-
-@pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
+from tests.unit.fakes import FakeStore, fake_mediator
 
 
 @pytest.fixture
 def mediator(store: FakeStore) -> Mediator:
-    return command_mediator(store)
+    return fake_mediator(store)
 
 
 async def test_a_customer_at_every_bound_registers(mediator: Mediator, store: FakeStore) -> None:

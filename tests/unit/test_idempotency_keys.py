@@ -15,8 +15,7 @@ from handlers.products import CreateProduct, DeleteProduct, RestockProduct, Upda
 from handlers.written import Written
 from mediator import Command, Mediator
 from orderdesk.bootstrap import IDEMPOTENT, POLICIES
-from tests.unit.fake_app import as_staff, command_mediator
-from tests.unit.fakes import FakeStore
+from tests.unit.fakes import FakeStore, as_staff, fake_mediator
 
 COMMANDS = sorted((t for t in POLICIES if issubclass(t, Command)), key=lambda t: t.__name__)
 
@@ -47,13 +46,8 @@ def test_moves_with_the_same_fields_are_different_requests() -> None:
 
 
 @pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
-
-
-@pytest.fixture
 async def mediator(store: FakeStore) -> Mediator:
-    built = command_mediator(store)
+    built = fake_mediator(store)
     await built.send(CreateProduct(sku="A", name="Anvil", price=Decimal(5), stock=3), as_staff())
     return built
 

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from persistence.wakeup import (
-    BrokerWakeUps,
-    NoWakeUps,
-    local_wake_up_directory,
-    wake_ups_for,
-)
+from persistence.wakeup import NoWakeUps, wake_ups_for
+from persistence.wakeup_broker import BrokerWakeUps
+from persistence.wakeup_local import local_wake_up_directory
 
 
 async def test_a_sqlite_file_gets_local_wake_ups_in_a_directory_of_this_user(

@@ -21,20 +21,14 @@ from handlers.orders import (
 )
 from handlers.products import CreateProduct
 from mediator import Mediator
-from tests.unit.fake_app import as_customer, as_staff, command_mediator
-from tests.unit.fakes import FakeStore
+from tests.unit.fakes import FakeStore, as_customer, as_staff, fake_mediator
 
 ADDRESS = AddressRequest(street="1 Main St", city="Springfield", postal_code="12345", country="US")
 
 
 @pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
-
-
-@pytest.fixture
 async def mediator(store: FakeStore) -> Mediator:
-    built = command_mediator(store)
+    built = fake_mediator(store)
     await built.send(RegisterCustomer(name="Ada", email="ada@example.com"))  # c1
     await built.send(RegisterCustomer(name="Bob", email="bob@example.com"))  # c2
     await built.send(CreateProduct(sku="A", name="Anvil", price=Decimal(5), stock=3), as_staff())

@@ -12,18 +12,12 @@ from handlers.access import NotAuthorized
 from handlers.products import CreateProduct, DeleteProduct, RestockProduct, UpdateProduct
 from handlers.written import Written
 from mediator import Context, Mediator
-from tests.unit.fake_app import as_customer, as_staff, command_mediator
-from tests.unit.fakes import FakeStore
-
-
-@pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
+from tests.unit.fakes import FakeStore, as_customer, as_staff, fake_mediator
 
 
 @pytest.fixture
 def mediator(store: FakeStore) -> Mediator:
-    return command_mediator(store)
+    return fake_mediator(store)
 
 
 CREATE = CreateProduct(sku="ANV-1", name="Anvil", price=Decimal("19.50"), stock=3)

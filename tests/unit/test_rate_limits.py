@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 
 import pytest
 from graphql import GraphQLError
@@ -14,18 +13,14 @@ from limits.errors import StorageError
 from prometheus_client import CollectorRegistry
 
 from handlers import customers
-from handlers.access import CLIENT_ADDRESS, authorize
-from handlers.rate_limit import RateLimited, limit_per_address
-from handlers.transaction import in_transaction
-from handlers.validation import validate_command
-from mediator import Command, Context, Mediator, Registry, Request
+from handlers.access import CLIENT_ADDRESS
+from handlers.rate_limit import RateLimited
+from mediator import Context, Mediator
 from orderdesk import rate_limits as module
 from orderdesk.rate_limits import LocalCounters, RateLimits, rate_limits_for
 from orderdesk.settings import Settings
-from persistence.unit_of_work import UnitOfWork
 from schema.errors import finish_errors, is_fault
-from tests.unit.fake_app import POLICIES, sequential_ids
-from tests.unit.fakes import FakeStore, FakeUnitOfWork
+from tests.unit.fakes import FakeStore, fake_mediator
 
 ROOMY = "1000/minute"
 
@@ -232,22 +227,13 @@ async def test_counters_are_tried_again_and_count_once_they_answer(
 # ---------------------------------------------------------------- the registration budget
 
 
-def registration_mediator(store: FakeStore, limits: RateLimits) -> Mediator:
-    def unit_of_work(_ctx: Context) -> UnitOfWork:
-        return FakeUnitOfWork(store)
-
-    registry = Registry()
-    registry.behavior(
-        limit_per_address(limits.admit_registration), applies_to=customers.RegisterCustomer
+def registration_mediator(store: FakeStore, registrations: str) -> Mediator:
+    settings = Settings(
+        database_url="sqlite+aiosqlite:///:memory:",
+        rate_limits=True,
+        rate_limit_registrations=registrations,
     )
-    registry.behavior(authorize(POLICIES), applies_to=Request)
-    registry.behavior(validate_command, applies_to=Command)
-    registry.behavior(in_transaction(unit_of_work), applies_to=Command)
-    registry.handle(
-        customers.RegisterCustomer,
-        partial(customers.register_customer, new_id=sequential_ids("c")),
-    )
-    return registry.build()
+    return fake_mediator(store, settings)
 
 
 def from_address(address: str) -> Context:
@@ -262,7 +248,7 @@ def registration(n: int) -> customers.RegisterCustomer:
 
 async def test_registrations_over_the_address_budget_are_refused_before_any_work() -> None:
     store = FakeStore()
-    mediator = registration_mediator(store, rate_limits(registrations="2/minute"))
+    mediator = registration_mediator(store, "2/minute")
 
     await mediator.send(registration(1), from_address("10.0.0.1"))
     await mediator.send(registration(2), from_address("10.0.0.1"))
@@ -278,7 +264,7 @@ async def test_registrations_over_the_address_budget_are_refused_before_any_work
 
 async def test_other_addresses_and_the_service_itself_keep_registering() -> None:
     store = FakeStore()
-    mediator = registration_mediator(store, rate_limits(registrations="1/minute"))
+    mediator = registration_mediator(store, "1/minute")
     await mediator.send(registration(1), from_address("10.0.0.1"))
 
     await mediator.send(registration(2), from_address("10.0.0.2"))
