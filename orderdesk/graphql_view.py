@@ -32,6 +32,8 @@ from orderdesk import request_json
 from orderdesk.bootstrap import Services
 from orderdesk.deadlines import Deadlines
 from orderdesk.graphiql import PAGE as GRAPHIQL_PAGE
+from orderdesk.graphql_transport_ws import GraphQLTransportWSHandler
+from orderdesk.legacy_graphql_ws import GraphQLWSHandler
 from orderdesk.open_sockets import OpenSockets
 from orderdesk.operation_limits import (
     Parse,
@@ -47,8 +49,6 @@ from orderdesk.tokens import Credential, InvalidToken
 from orderdesk.websocket_protocols import (
     ABORT,
     BoundedCloseAdapter,
-    GraphQLTransportWSHandler,
-    GraphQLWSHandler,
     SocketLimits,
     find_transport_abort,
 )

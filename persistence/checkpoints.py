@@ -46,6 +46,21 @@ async def checkpoint_rows(
     return {row.name: row for row in await connection.execute(statement)}
 
 
+async def ensure_checkpoint_rows(
+    connection: AsyncConnection, names: Iterable[str]
+) -> dict[str, Row[Any]]:
+    """Every checkpoint row, those of `names` that were missing inserted at 0 first."""
+    rows = await checkpoint_rows(connection)
+    missing = set(names) - set(rows)
+    if missing:
+        # Every worker of a fresh database gets here at once: the rows one inserts
+        # are the others' to skip, and what counts is what is stored afterwards.
+        for name in sorted(missing):
+            await connection.execute(new_checkpoint(connection, name))
+        rows = await checkpoint_rows(connection)
+    return rows
+
+
 def new_checkpoint(
     connection: AsyncConnection, name: str, *, rebuilds: int = 0, leader: str | None = None
 ) -> Insert:

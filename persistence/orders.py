@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -62,7 +63,6 @@ class SqlOrderRepository(SqlRepository[Order]):
 
     async def save(self, aggregate: Order) -> None:
         if aggregate.stored_version == 0:
-            address = aggregate.shipping_address
             await self._connection.execute(
                 insert(orders),
                 {
@@ -71,13 +71,7 @@ class SqlOrderRepository(SqlRepository[Order]):
                     "status": aggregate.status.value,
                     "currency": aggregate.currency,
                     "lines": [_line_json(line) for line in aggregate.lines],
-                    "shipping_address": {
-                        "street": address.street,
-                        "city": address.city,
-                        "state": address.state,
-                        "postal_code": address.postal_code,
-                        "country": address.country,
-                    },
+                    "shipping_address": asdict(aggregate.shipping_address),
                     "special_instructions": aggregate.special_instructions,
                     "version": aggregate.version,
                 },
