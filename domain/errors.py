@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 
 class DomainError(Exception):
@@ -20,6 +21,16 @@ class FieldIssue:
 
     path: tuple[str, ...]
     message: str
+
+
+@runtime_checkable
+class ChecksItself(Protocol):
+    """A value object that knows its own rules: a command carrying one has them checked with
+    its other rules, before its handler runs, and the domain checks them again when using it."""
+
+    def issues(self) -> list[FieldIssue]:
+        """What is wrong with the value, each issue by the path of the field within it."""
+        ...
 
 
 class ValidationFailed(DomainError):
@@ -78,6 +89,10 @@ class Issues:
 
     def add(self, path: str, message: str) -> None:
         self._issues.append(FieldIssue(tuple(path.split(".")), message))
+
+    def add_within(self, field: str, inner: Iterable[FieldIssue]) -> None:
+        """Issues of a value held in `field`, each with its path under that field's."""
+        self._issues.extend(FieldIssue((field, *i.path), i.message) for i in inner)
 
     def raise_if_any(self) -> None:
         if self._issues:

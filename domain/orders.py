@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.aggregate import Aggregate
 from domain.customers import Customer
-from domain.errors import InvalidTransition, Issues
+from domain.errors import FieldIssue, InvalidTransition, Issues
 from domain.money import MAX_AMOUNT, canonical_amount
 from domain.products import Product
 
@@ -19,6 +20,7 @@ MAX_INSTRUCTIONS = 2_000
 MAX_REASON = 500
 # As long as the read models' columns, which must hold every order placed.
 MAX_ADDRESS_FIELD = {"street": 200, "city": 100, "state": 100, "postal_code": 20, "country": 2}
+_COUNTRY = re.compile(r"[A-Z]{2}")
 
 
 class OrderStatus(enum.Enum):
@@ -46,6 +48,21 @@ class Address:
     postal_code: str
     country: str
     state: str = ""
+
+    def issues(self) -> list[FieldIssue]:
+        found = [
+            FieldIssue((field,), "must not be empty")
+            for field in ("street", "city", "postal_code")
+            if not getattr(self, field).strip()
+        ]
+        found += [
+            FieldIssue((field,), f"must be at most {longest} characters")
+            for field, longest in MAX_ADDRESS_FIELD.items()
+            if field != "country" and len(getattr(self, field)) > longest
+        ]
+        if not _COUNTRY.fullmatch(self.country):
+            found.append(FieldIssue(("country",), "must be an ISO 3166-1 alpha-2 code such as US"))
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,31 +108,23 @@ class OrderDelivered:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderCancelled:
-    """Carries the customer and total, so read models can take the order out of sums."""
+class OrderWithdrawn:
+    """An order that no longer counts toward what its customer has spent. Every event that
+    takes an order out of the sums is one (a cancel, and any later kind), so read models that
+    keep sums handle them by this type, and a new kind needs nothing from them."""
 
     order_id: str
     customer_id: str
     total: Decimal
-    reason: str
     currency: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class OrderCancelled(OrderWithdrawn):
+    reason: str = ""
+
+
 ORDER_EVENTS = (OrderPlaced, OrderConfirmed, OrderShipped, OrderDelivered, OrderCancelled)
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def _check_address(issues: Issues, address: Address) -> None:
-    for field in ("street", "city", "postal_code", "country"):
-        if not getattr(address, field).strip():
-            issues.add(f"shippingAddress.{_camel(field)}", "must not be empty")
-    for field, longest in MAX_ADDRESS_FIELD.items():
-        if len(getattr(address, field)) > longest:
-            issues.add(f"shippingAddress.{_camel(field)}", f"must be at most {longest} characters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,19 +185,19 @@ class Order(Aggregate):
             if not 1 <= line.quantity <= MAX_QUANTITY:
                 issues.add(f"lines.{index}.quantity", f"must be 1 to {MAX_QUANTITY}")
             if line.product.id in seen:
-                issues.add(f"lines.{index}.productId", "appears on another line of this order")
+                issues.add(f"lines.{index}.product_id", "appears on another line of this order")
             seen.add(line.product.id)
             if line.product.deleted:
-                issues.add(f"lines.{index}.productId", "is no longer sold")
+                issues.add(f"lines.{index}.product_id", "is no longer sold")
         currencies = {line.product.price.currency for line in wanted}
         if len(currencies) > 1:
             issues.add("lines", f"must all be in one currency, not {', '.join(sorted(currencies))}")
-        _check_address(issues, shipping_address)
+        issues.add_within("shipping_address", shipping_address.issues())
         total = sum((w.product.price.amount * w.quantity for w in wanted), Decimal(0))
         if total >= MAX_AMOUNT:
             issues.add("lines", f"must add up to less than {MAX_AMOUNT} in all")
         if len(special_instructions) > MAX_INSTRUCTIONS:
-            issues.add("specialInstructions", f"must be at most {MAX_INSTRUCTIONS} characters")
+            issues.add("special_instructions", f"must be at most {MAX_INSTRUCTIONS} characters")
         issues.raise_if_any()
 
         lines = [
@@ -244,6 +253,8 @@ class Order(Aggregate):
             issues.add("reason", f"must be at most {MAX_REASON} characters")
             issues.raise_if_any()
         self._move(OrderStatus.CANCELLED)
-        self._record(OrderCancelled(self.id, self.customer_id, self.total, reason, self.currency))
+        self._record(
+            OrderCancelled(self.id, self.customer_id, self.total, self.currency, reason=reason)
+        )
         for line in self.lines:
             products[line.product_id].release(line.quantity, self.id)

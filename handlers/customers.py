@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.aggregate import is_possible_id
 from domain.customers import CUSTOMER_EVENTS, MAX_EMAIL, MAX_NAME, Customer, CustomerRegistered
-from domain.orders import OrderCancelled, OrderPlaced
+from domain.orders import OrderPlaced, OrderWithdrawn
 from handlers.access import Identity, Policy, anyone, identity_of, staff
 from handlers.feature import Feature, Wiring
 from handlers.idempotency import IdempotencyKey
@@ -251,7 +251,7 @@ async def project_customer_summaries(connection: AsyncConnection, stored: Stored
                 "last_position": stored.position,
             },
         )
-    elif isinstance(event, OrderCancelled):
+    elif isinstance(event, OrderWithdrawn):
         await connection.execute(
             update(customer_summaries)
             .where(c.id == event.customer_id, c.currency == event.currency)
@@ -263,7 +263,7 @@ def customer_rows_touched(stored: StoredEvent) -> list[str]:
     event = stored.event
     if isinstance(event, CustomerRegistered):
         return [event.customer_id]
-    if isinstance(event, OrderPlaced | OrderCancelled):
+    if isinstance(event, OrderPlaced | OrderWithdrawn):
         return [event.customer_id]
     return []
 

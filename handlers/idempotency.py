@@ -49,7 +49,7 @@ def fingerprint(message: object) -> str:
 def _replay(outcome: StoredOutcome, claim: IdempotencyClaim) -> Written:
     if outcome.fingerprint != claim.fingerprint:
         raise ValidationFailed(
-            [FieldIssue(("idempotencyKey",), "was already used for a different request")]
+            [FieldIssue(("idempotency_key",), "was already used for a different request")]
         )
     return Replayed(outcome.entity_id, outcome.version, outcome.position)
 

@@ -1,8 +1,8 @@
 """The validation behavior: each command's declarative rules, checked before its handler.
 
 Rules are constraints in the command's annotations (`Annotated[int, Field(ge=1)]`),
-checked by pydantic; every failure is reported at once, with its path in the GraphQL
-input's own names (`lines.2.quantity`, `shippingAddress.postalCode`).
+checked by pydantic; every failure is reported at once, with its path in the command's
+own field names (`lines.2.quantity`, `shipping_address.postal_code`).
 """
 
 from __future__ import annotations
@@ -10,25 +10,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from domain.errors import FieldIssue, ValidationFailed
+from domain.errors import ChecksItself, FieldIssue, ValidationFailed
 from mediator import Context, Next
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 @cache
 def _adapter(message_type: type) -> TypeAdapter[Any]:
     return TypeAdapter(message_type)
-
-
-def _camel(name: str | int) -> str:
-    if isinstance(name, int):
-        return str(name)
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def check(message: object) -> None:
@@ -37,15 +33,27 @@ def check(message: object) -> None:
         return
     fields = dataclasses.asdict(message)
     issues = list(_nul_characters(fields, ()))
+    issues += _value_issues(message)
     try:
         _adapter(type(message)).validate_python(fields)
     except PydanticValidationError as error:
         issues += [
-            FieldIssue(tuple(_camel(part) for part in issue["loc"]), issue["msg"])
+            FieldIssue(tuple(str(part) for part in issue["loc"]), issue["msg"])
             for issue in error.errors()
         ]
     if issues:
         raise ValidationFailed(_most_specific(issues))
+
+
+def _value_issues(message: DataclassInstance) -> list[FieldIssue]:
+    """The rules of the domain values the command carries (an order's address): reported
+    with the rest, so a form learns every problem at once."""
+    return [
+        FieldIssue((field.name, *issue.path), issue.message)
+        for field in dataclasses.fields(message)
+        if isinstance(value := getattr(message, field.name), ChecksItself)
+        for issue in value.issues()
+    ]
 
 
 def _nul_characters(value: object, path: tuple[str, ...]) -> Iterator[FieldIssue]:
@@ -55,7 +63,7 @@ def _nul_characters(value: object, path: tuple[str, ...]) -> Iterator[FieldIssue
             yield FieldIssue(path, "must not contain NUL characters")
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _nul_characters(item, (*path, _camel(key)))
+            yield from _nul_characters(item, (*path, key))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             yield from _nul_characters(item, (*path, str(index)))

@@ -1,106 +1,29 @@
-"""Customers in GraphQL: the type, `me`, `customer`, and registerCustomer."""
+"""Customers in GraphQL: `me`, `customer` and `customers`, and registerCustomer. The
+customer type is in schema/nodes.py."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import asdict
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
 
 from domain.customers import MAX_EMAIL, MAX_NAME
-from domain.customers import Customer as CustomerAggregate
 from domain.money import canonical_amount
-from domain.orders import OrderStatus
 from handlers.access import Identity, Role, identity_of
-from handlers.customers import CountCustomers, CustomerView, ListCustomers, RegisterCustomer
+from handlers.customers import ListCustomers, RegisterCustomer
 from handlers.idempotency import MAX_KEY_LENGTH, Replayed
-from handlers.orders import OrderSort
 from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
 from handlers.written import Written
 from mediator import Context
 from schema.context import Info, Loaders
 from schema.errors import CommandError
-from schema.messages import ask, lagging, run_command
-from schema.money import Money
-from schema.pagination import Edge, PageInfo, page_info
-
-if TYPE_CHECKING:
-    from schema.orders import OrderConnection
-
-CUSTOMER = CustomerAggregate.kind
-AFTER = "The cursor of the order to continue after, from this list in this sort order."
-
-
-@strawberry.type
-class Customer(relay.Node):
-    id: relay.NodeID[str]
-    name: str
-    email: str
-    registered_at: datetime
-    order_count: int
-    lifetime_value: Money = strawberry.field(
-        description="What the customer's orders that were not cancelled add up to."
-    )
-    version: int
-
-    @strawberry.field(
-        description="The customer's orders, a page at a time (at most 100 per page). The "
-        "first pages of every customer in a list are read together, in one query."
-    )
-    async def orders(
-        self,
-        info: Info,
-        first: int = DEFAULT_PAGE_SIZE,
-        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
-        status: OrderStatus | None = None,
-        sort: OrderSort = OrderSort.NEWEST,
-    ) -> Annotated[OrderConnection, strawberry.lazy("schema.orders")]:
-        # schema.orders imports this module (an order has a customer): import it late.
-        from schema.orders import customer_orders  # noqa: PLC0415
-
-        return await customer_orders(info, self.id, first, after, status, sort)
-
-    @classmethod
-    def from_view(cls, view: CustomerView) -> Self:
-        return cls(
-            id=view.id,
-            name=view.name,
-            email=view.email,
-            registered_at=view.registered_at,
-            order_count=view.order_count,
-            lifetime_value=Money(amount=view.lifetime_value, currency=view.currency or "USD"),
-            version=view.version,
-        )
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        views = await info.context.loaders.customers.load_many(list(node_ids))
-        return [cls.from_view(v) if v is not None else None for v in views]
-
-
-async def load_customer(loaders: Loaders, customer_id: str) -> Customer | None:
-    view = await loaders.customers.load(customer_id)
-    return Customer.from_view(view) if view is not None else None
-
-
-# ---------------------------------------------------------------- queries: lists
-
-
-@strawberry.type
-class CustomerConnection:
-    edges: list[Edge[Customer]]
-    page_info: PageInfo
-    search: strawberry.Private[str | None]
-
-    @strawberry.field(description="How many customers match, all pages together.")
-    async def total_count(self, info: Info) -> int:
-        return await ask(info, CountCustomers(self.search))
+from schema.messages import ask, read_back, run_command
+from schema.nodes import CUSTOMER, Customer, CustomerConnection, load_customer
+from schema.pagination import Edge, page_info
 
 
 @strawberry.type
@@ -166,6 +89,9 @@ class RegisterCustomerInput:
         "accessToken).",
     )
 
+    def command(self) -> RegisterCustomer:
+        return RegisterCustomer(**asdict(self))
+
 
 @strawberry.type
 class RegisterCustomerSuccess:
@@ -195,11 +121,6 @@ class CustomerMutations:
     async def register_customer(
         self, info: Info, input: RegisterCustomerInput
     ) -> RegisterCustomerResult:
-        def command() -> RegisterCustomer:
-            return RegisterCustomer(
-                name=input.name, email=input.email, idempotency_key=input.idempotency_key
-            )
-
         async def success(written: Written) -> RegisterCustomerSuccess:
             # The caller may be anonymous; the new customer is read as itself.
             as_customer = Context(
@@ -207,10 +128,7 @@ class CustomerMutations:
                 identity=Identity(written.entity_id, Role.CUSTOMER),
             )
             loaders = Loaders(info.context.mediator, as_customer)
-            view = await loaders.customers.load(written.entity_id)
-            # Never a success that shows a version older than its own write.
-            if view is None or view.version < written.version:
-                raise lagging(written)
+            view = await read_back(loaders, loaders.customers, written)
             if isinstance(written, Replayed):
                 # The first answer again, without its token: the customer as it was when
                 # registered, not as it is now, since whoever replays may not be the customer.
@@ -230,4 +148,4 @@ class CustomerMutations:
                 replayed=False,
             )
 
-        return await run_command(info, command, success)
+        return await run_command(info, input.command, success)

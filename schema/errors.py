@@ -14,6 +14,7 @@ from strawberry.relay.types import GlobalIDValueError
 
 from domain.errors import (
     DomainError,
+    FieldIssue,
     InvalidTransition,
     NotFound,
     OutOfStock,
@@ -84,12 +85,36 @@ CommandError = (
 )
 
 
+def graphql_name(name: str) -> str:
+    """A field's name as the schema spells it (Strawberry's own rule): `postal_code` is
+    `postalCode`. Names already in that form, and list indexes, are left as they are."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def in_graphql_names(error: ValidationFailed) -> ValidationFailed:
+    """The refusal with its paths in the input's GraphQL names: the domain and the handlers
+    name fields in their own words, and this is the one place those become the API's."""
+    return ValidationFailed(
+        FieldIssue(tuple(graphql_name(part) for part in issue.path), issue.message)
+        for issue in error.issues
+    )
+
+
+def bad_user_input(error: ValidationFailed) -> UserInputError:
+    """A query's refusal: BAD_USER_INPUT, with each field's path and message."""
+    named = in_graphql_names(error)
+    fields = [{"path": list(i.path), "message": i.message} for i in named.issues]
+    return UserInputError(named.message, fields=fields)
+
+
 def typed_error(error: DomainError) -> CommandError:
     """The GraphQL type of a domain refusal."""
     if isinstance(error, ValidationFailed):
+        named = in_graphql_names(error)
         return ValidationError(
-            message=error.message,
-            fields=[FieldError(path=list(i.path), message=i.message) for i in error.issues],
+            message=named.message,
+            fields=[FieldError(path=list(i.path), message=i.message) for i in named.issues],
         )
     if isinstance(error, NotFound):
         return NotFoundError(

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from graphql import GraphQLError
+from strawberry.dataloader import DataLoader
 
 from domain.errors import DomainError, ValidationFailed
 from handlers.access import NotAuthorized
@@ -16,8 +17,8 @@ from handlers.pipeline import ReadModelLagging
 from handlers.streams import PositionNotReached, ReplayTooLong, SubscriberTooSlow
 from handlers.written import Written
 from mediator import Command, Request, StreamRequest
-from schema.context import Info
-from schema.errors import CommandError, UserInputError, access_error, typed_error
+from schema.context import Info, Loaders
+from schema.errors import CommandError, UserInputError, access_error, bad_user_input, typed_error
 
 logger = logging.getLogger("orderdesk.graphql")
 
@@ -48,6 +49,24 @@ async def run_command(
         raise lagging(written, "could not be read back") from error
 
 
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=_Versioned)
+
+
+async def read_back(loaders: Loaders, loader: DataLoader[str, V | None], written: Written) -> V:
+    """What a command wrote, as its read model shows it now: never a success that shows a
+    version older than its own write (that is READ_MODEL_LAGGING instead)."""
+    loaders.forget(written.entity_id)
+    view = await loader.load(written.entity_id)
+    if view is None or view.version < written.version:
+        raise lagging(written)
+    return view
+
+
 def lagging(written: Written, why: str = "is not readable yet") -> ReadModelLagging:
     """The refusal for a committed write whose result cannot be shown (yet)."""
     return ReadModelLagging(
@@ -62,8 +81,7 @@ async def ask(info: Info, query: Request[T]) -> T:
     try:
         return await info.context.mediator.send(query, info.context.ctx)
     except ValidationFailed as error:
-        fields = [{"path": list(i.path), "message": i.message} for i in error.issues]
-        raise UserInputError(error.message, fields=fields) from None
+        raise bad_user_input(error) from None
     except NotAuthorized as error:
         raise access_error(error) from None
 

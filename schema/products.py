@@ -1,17 +1,18 @@
-"""Products in GraphQL: types, queries, mutations and the productEvents subscription."""
+"""Products in GraphQL: `product` and `products`, the catalog's mutations and the
+productEvents subscription. The product type is in schema/nodes.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Self
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
 
 from domain.products import MAX_DESCRIPTION, MAX_NAME
-from domain.products import Product as ProductAggregate
 from handlers.idempotency import MAX_KEY_LENGTH
 from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
 from handlers.products import (
@@ -20,7 +21,6 @@ from handlers.products import (
     ListProducts,
     ProductChangeType,
     ProductSort,
-    ProductView,
     RestockProduct,
     UpdateProduct,
     WatchProducts,
@@ -29,70 +29,17 @@ from handlers.written import Written
 from schema.context import Info
 from schema.errors import CommandError, UserInputError
 from schema.ids import local_id
-from schema.messages import ask, lagging, run_command, watch
-from schema.money import Money
-from schema.pagination import AFTER, Edge, PageInfo, page_info, parse_position
-
-PRODUCT = ProductAggregate.kind
+from schema.messages import ask, read_back, run_command, watch
+from schema.nodes import PRODUCT, Product, ProductConnection
+from schema.pagination import AFTER, Edge, page_info, parse_position
 
 
-@strawberry.type
-class Product(relay.Node):
-    id: relay.NodeID[str]
-    sku: str
-    name: str
-    description: str
-    price: Money
-    stock: int
-    version: int = strawberry.field(
-        description="Increases with every change; pass it as expectedVersion to change safely."
-    )
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_view(cls, view: ProductView) -> Self:
-        return cls(
-            id=view.id,
-            sku=view.sku,
-            name=view.name,
-            description=view.description,
-            price=Money(amount=view.price, currency=view.currency),
-            stock=view.stock,
-            version=view.version,
-            created_at=view.created_at,
-            updated_at=view.updated_at,
-        )
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        views = await info.context.loaders.products.load_many(list(node_ids))
-        return [cls.from_view(v) if v is not None and not v.deleted else None for v in views]
+async def present_product(info: Info, written: Written) -> Product:
+    loaders = info.context.loaders
+    return Product.from_view(await read_back(loaders, loaders.products, written))
 
 
-ProductSortOrder = strawberry.enum(ProductSort, name="ProductSort")
-
-
-@strawberry.type
-class ProductConnection:
-    edges: list[Edge[Product]]
-    page_info: PageInfo
-    total_count: int
-
-
-def product_id(product: relay.GlobalID) -> str:
-    return local_id(product, PRODUCT)
-
-
-async def _present(info: Info, written: Written) -> Product:
-    info.context.loaders.forget(written.entity_id)
-    view = await info.context.loaders.products.load(written.entity_id)
-    # Never a success that shows a version older than its own write.
-    if view is None or view.version < written.version:
-        raise lagging(written)
-    return Product.from_view(view)
+strawberry.enum(ProductSort, name="ProductSort")
 
 
 @strawberry.type
@@ -118,7 +65,7 @@ class ProductQueries:
             ),
         ] = None,
         in_stock: bool | None = None,
-        sort: ProductSortOrder = ProductSort.NAME_ASC,  # type: ignore[valid-type]
+        sort: ProductSort = ProductSort.NAME_ASC,
     ) -> ProductConnection:
         page = await ask(
             info,
@@ -159,6 +106,9 @@ class CreateProductInput:
     stock: int = 0
     idempotency_key: str | None = strawberry.field(default=None, description=CREATE_KEY)
 
+    def command(self) -> CreateProduct:
+        return CreateProduct(**asdict(self))
+
 
 @strawberry.input
 class UpdateProductInput:
@@ -170,6 +120,10 @@ class UpdateProductInput:
     currency: str | None = strawberry.field(default=None, description=CURRENCY)
     idempotency_key: str | None = strawberry.field(default=None, description=CHANGE_KEY)
 
+    def command(self) -> UpdateProduct:
+        fields = dict(vars(self))  # not asdict: it would take the GlobalID apart
+        return UpdateProduct(product_id=local_id(fields.pop("id"), PRODUCT), **fields)
+
 
 @strawberry.input
 class RestockProductInput:
@@ -178,11 +132,18 @@ class RestockProductInput:
     expected_version: int | None = None
     idempotency_key: str | None = strawberry.field(default=None, description=CHANGE_KEY)
 
+    def command(self) -> RestockProduct:
+        fields = dict(vars(self))
+        return RestockProduct(product_id=local_id(fields.pop("id"), PRODUCT), **fields)
+
 
 @strawberry.input
 class DeleteProductInput:
     id: relay.GlobalID
     expected_version: int | None = None
+
+    def command(self) -> DeleteProduct:
+        return DeleteProduct(local_id(self.id, PRODUCT), expected_version=self.expected_version)
 
 
 @strawberry.type
@@ -221,72 +182,40 @@ DeleteProductResult = Annotated[
 
 @strawberry.type
 class ProductMutations:
+    """Each mutation: its input makes the command, `success` shows what it wrote."""
+
     @strawberry.mutation
     async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductResult:
-        def command() -> CreateProduct:
-            return CreateProduct(
-                sku=input.sku,
-                name=input.name,
-                price=input.price,
-                currency=input.currency,
-                description=input.description,
-                stock=input.stock,
-                idempotency_key=input.idempotency_key,
-            )
-
         async def success(written: Written) -> CreateProductSuccess:
-            return CreateProductSuccess(product=await _present(info, written))
+            return CreateProductSuccess(product=await present_product(info, written))
 
-        return await run_command(info, command, success)
+        return await run_command(info, input.command, success)
 
     @strawberry.mutation
     async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductResult:
-        def command() -> UpdateProduct:
-            return UpdateProduct(
-                product_id=product_id(input.id),
-                expected_version=input.expected_version,
-                name=input.name,
-                description=input.description,
-                price=input.price,
-                currency=input.currency,
-                idempotency_key=input.idempotency_key,
-            )
-
         async def success(written: Written) -> UpdateProductSuccess:
-            return UpdateProductSuccess(product=await _present(info, written))
+            return UpdateProductSuccess(product=await present_product(info, written))
 
-        return await run_command(info, command, success)
+        return await run_command(info, input.command, success)
 
     @strawberry.mutation
     async def restock_product(self, info: Info, input: RestockProductInput) -> RestockProductResult:
-        def command() -> RestockProduct:
-            return RestockProduct(
-                product_id=product_id(input.id),
-                quantity=input.quantity,
-                expected_version=input.expected_version,
-                idempotency_key=input.idempotency_key,
-            )
-
         async def success(written: Written) -> RestockProductSuccess:
-            return RestockProductSuccess(product=await _present(info, written))
+            return RestockProductSuccess(product=await present_product(info, written))
 
-        return await run_command(info, command, success)
+        return await run_command(info, input.command, success)
 
     @strawberry.mutation
     async def delete_product(self, info: Info, input: DeleteProductInput) -> DeleteProductResult:
-        def command() -> DeleteProduct:
-            return DeleteProduct(
-                product_id=product_id(input.id), expected_version=input.expected_version
-            )
-
         async def success(written: Written) -> DeleteProductSuccess:
             info.context.loaders.forget(written.entity_id)
             return DeleteProductSuccess(deleted_id=strawberry.ID(str(input.id)))
 
-        return await run_command(info, command, success)
+        return await run_command(info, input.command, success)
 
 
-ProductEventType = strawberry.enum(ProductChangeType, name="ProductEventType")
+# In place, as the other enums (schema/nodes.py): an event type added is in the schema.
+strawberry.enum(ProductChangeType, name="ProductEventType")
 
 
 @strawberry.type(
@@ -297,7 +226,7 @@ ProductEventType = strawberry.enum(ProductChangeType, name="ProductEventType")
 class ProductEvent:
     position: str = strawberry.field(description="Pass as `after` to resume after this event.")
     occurred_at: datetime
-    type: ProductEventType  # type: ignore[valid-type]
+    type: ProductChangeType
     product: Product
 
 

@@ -123,13 +123,13 @@ def _order_conditions(caller: Identity | None, wanted: OrderFilter) -> list[Colu
     issues = [
         FieldIssue((name,), "must give a time zone")
         for name, moment in (
-            ("placedAfter", wanted.placed_after),
-            ("placedBefore", wanted.placed_before),
+            ("placed_after", wanted.placed_after),
+            ("placed_before", wanted.placed_before),
         )
         if moment is not None and moment.tzinfo is None
     ]
     if wanted.customer_id is not None and not is_possible_id(wanted.customer_id):
-        issues.append(FieldIssue(("customerId",), "is not a customer id"))
+        issues.append(FieldIssue(("customer_id",), "is not a customer id"))
     if issues:
         raise ValidationFailed(issues)
     conditions = [visible_to(caller)]

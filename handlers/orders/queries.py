@@ -4,7 +4,7 @@ and visibility rule the lists and the event stream share."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
@@ -71,13 +71,8 @@ def order_view(row: Row[tuple[object, ...]]) -> OrderView:
         line_count=c["line_count"],
         total=c["total"],
         currency=c["currency"],
-        shipping_address=Address(
-            street=c["street"],
-            city=c["city"],
-            state=c["state"],
-            postal_code=c["postal_code"],
-            country=c["country"],
-        ),
+        # The summary's address columns are named as the address's fields.
+        shipping_address=Address(**{field.name: c[field.name] for field in fields(Address)}),
         special_instructions=c["special_instructions"],
         placed_at=c["placed_at"],
         updated_at=c["updated_at"],

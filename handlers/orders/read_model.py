@@ -3,6 +3,8 @@ order_lines from the order events, and which rows each event touches."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,7 +35,6 @@ async def project_orders(connection: AsyncConnection, stored: StoredEvent) -> No
     """order_summaries and order_lines, kept together: a summary never lacks its lines."""
     event = stored.event
     if isinstance(event, OrderPlaced):
-        address = event.shipping_address
         await connection.execute(
             insert(order_summaries),
             {
@@ -43,11 +44,7 @@ async def project_orders(connection: AsyncConnection, stored: StoredEvent) -> No
                 "line_count": len(event.lines),
                 "total": event.total,
                 "currency": event.currency,
-                "street": address.street,
-                "city": address.city,
-                "state": address.state,
-                "postal_code": address.postal_code,
-                "country": address.country,
+                **asdict(event.shipping_address),
                 "special_instructions": event.special_instructions,
                 "placed_at": stored.occurred_at,
                 "updated_at": stored.occurred_at,

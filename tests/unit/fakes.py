@@ -1,9 +1,10 @@
 """An in-memory command store: real behaviour, no I/O, handed to the real bootstrap.
 
 It keeps what the SQL store keeps (committed aggregates, their events in order, the outcomes
-of keyed commands) and refuses what it refuses (a stale version, a taken sku or email, a key
-stored twice), at commit as the database does, so that unit tests of handlers and of the
-pipeline see the service's own behaviour, only faster.
+of keyed commands) and refuses what it refuses (a stale version, a taken sku or email, an
+event type the log does not know, a key stored twice), at commit as the database does, so that
+unit tests of handlers and of the pipeline see the service's own behaviour, only faster.
+tests/contract/test_command_stores.py holds it to the same contract as the SQL stores.
 """
 
 from __future__ import annotations
@@ -24,17 +25,32 @@ from domain.orders import Order
 from domain.products import Product
 from handlers.access import Identity, Role
 from mediator import Context, Mediator
-from orderdesk.bootstrap import bootstrap
+from orderdesk.bootstrap import FEATURES, bootstrap
 from orderdesk.settings import Settings
 from persistence.customers import email_taken
+from persistence.event_codec import EventCodec
 from persistence.idempotency import IdempotencyClaim, KeyAlreadyUsed, StoredOutcome
 from persistence.products import sku_taken
 
 A = TypeVar("A", bound=Aggregate)
 
 
+def _event_codec() -> EventCodec:
+    """The log's codec, which knows every event type of the features and nothing else."""
+    codec = EventCodec()
+    codec.register([event for feature in FEATURES for event in feature.event_types])
+    return codec
+
+
+_EVENTS = _event_codec()
+
+
 class FakeRepository(Generic[A]):
-    """Hands out copies, as a database would: changes count only once committed."""
+    """Hands out copies, as a database would: changes count only once committed.
+
+    Like the SQL repositories it holds one aggregate per id for its unit of work (the first
+    it handed out or was given), and loads several in id order, the order they are saved in.
+    """
 
     def __init__(self, store: dict[str, A]) -> None:
         self._store = store
@@ -44,16 +60,15 @@ class FakeRepository(Generic[A]):
         return (await self.get_many([entity_id])).get(entity_id)
 
     async def get_many(self, entity_ids: Iterable[str]) -> dict[str, A]:
-        found: dict[str, A] = {}
-        for entity_id in entity_ids:
-            if entity_id not in self.seen and entity_id in self._store:
-                self.seen[entity_id] = copy.deepcopy(self._store[entity_id])
-            if entity_id in self.seen:
-                found[entity_id] = self.seen[entity_id]
+        wanted = sorted(set(entity_ids))
+        found = {i: self.seen[i] for i in wanted if i in self.seen}
+        for entity_id in wanted:
+            if entity_id not in found and entity_id in self._store:
+                found[entity_id] = self.seen[entity_id] = copy.deepcopy(self._store[entity_id])
         return found
 
     def add(self, aggregate: A) -> None:
-        self.seen[aggregate.id] = aggregate
+        self.seen.setdefault(aggregate.id, aggregate)
 
 
 class FakeProducts(FakeRepository[Product]):
@@ -117,11 +132,13 @@ class FakeUnitOfWork:
         self._store = store
         self._correlation_id = correlation_id
         self._claim = claim
+        self._open = False
         self.products = FakeProducts(store.products)
         self.customers = FakeCustomers(store.customers)
         self.orders = FakeRepository[Order](store.orders)
 
     async def __aenter__(self) -> Self:
+        self._open = True
         return self
 
     async def __aexit__(
@@ -130,9 +147,11 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        return None
+        self._open = False
 
     async def commit(self) -> int:
+        if not self._open:
+            raise RuntimeError("use the unit of work inside `async with`")
         store = self._store
         kept: list[tuple[dict[str, Any], dict[str, Any]]] = [
             (store.customers, self.customers.seen),
@@ -140,48 +159,66 @@ class FakeUnitOfWork:
             (store.products, self.products.seen),
         ]
         changed = [(s, a) for s, seen in kept for a in seen.values() if a.pending_events]
-        self._refuse_conflicts(changed)
+        written = self._refuse_conflicts(changed)
         now = store.clock()
-        for kept_as, aggregate in changed:
+        for _, aggregate in changed:
             first = aggregate.stored_version + 1
             store.log.extend(
                 FakeEvent(aggregate.id, first + i, event, self._correlation_id, now)
                 for i, event in enumerate(aggregate.pending_events)
             )
+        # The last event's position, as the log numbers them; 0 when nothing was appended.
+        position = len(store.log) if changed else 0
+        if self._claim is not None and written is not None:
+            store.outcomes[(self._claim.scope, self._claim.key)] = StoredOutcome(
+                self._claim.fingerprint, written.id, written.version, position
+            )
+        for kept_as, aggregate in changed:
             aggregate.mark_stored()
             kept_as[aggregate.id] = copy.deepcopy(aggregate)
-        position = len(store.log)
-        if self._claim is not None:
-            written = [a for _, a in changed if a.kind == self._claim.kind]
-            if len(written) != 1:
-                raise RuntimeError(f"an idempotent command must write one {self._claim.kind}")
-            store.outcomes[(self._claim.scope, self._claim.key)] = StoredOutcome(
-                self._claim.fingerprint, written[0].id, written[0].version, position
-            )
         store.commits += 1
         return position
 
-    def _refuse_conflicts(self, changed: list[tuple[dict[str, Any], Aggregate]]) -> None:
-        """Everything the database's constraints refuse, checked before anything is kept."""
+    def _refuse_conflicts(
+        self, changed: list[tuple[dict[str, Any], Aggregate]]
+    ) -> Aggregate | None:
+        """Everything the database refuses, in the order it would, and all of it before
+        anything is kept: each row as it is saved (a stale version, a sku or an email taken
+        before or earlier in this commit), then each event as it is appended (a type the log
+        does not know), then the claim (not one entity of its kind, or its key stored).
+        Returns the entity the claim's command wrote."""
         store = self._store
+        skus = {p.sku for p in store.products.values()}
+        emails = {c.email for c in store.customers.values()}
         for kept_as, aggregate in changed:
             current = kept_as.get(aggregate.id)
-            if current is not None and current.version != aggregate.stored_version:
-                raise VersionConflict(
-                    aggregate.kind, aggregate.id, aggregate.stored_version, current.version
-                )
-            if current is not None:
+            if aggregate.stored_version or current is not None:
+                actual = 0 if current is None else current.version
+                if actual != aggregate.stored_version:
+                    raise VersionConflict(
+                        aggregate.kind, aggregate.id, aggregate.stored_version, actual
+                    )
                 continue
-            if isinstance(aggregate, Product) and any(
-                p.sku == aggregate.sku for p in store.products.values()
-            ):
-                raise sku_taken()
-            if isinstance(aggregate, Customer) and any(
-                c.email == aggregate.email for c in store.customers.values()
-            ):
-                raise email_taken()
-        if self._claim is not None and (self._claim.scope, self._claim.key) in store.outcomes:
+            if isinstance(aggregate, Product):
+                if aggregate.sku in skus:
+                    raise sku_taken()
+                skus.add(aggregate.sku)
+            if isinstance(aggregate, Customer):
+                if aggregate.email in emails:
+                    raise email_taken()
+                emails.add(aggregate.email)
+        for _, aggregate in changed:
+            for event in aggregate.pending_events:
+                _EVENTS.encode(event)
+        if self._claim is None:
+            return None
+        kind = self._claim.kind
+        written = [a for _, a in changed if a.kind == kind]
+        if len(written) != 1:
+            raise RuntimeError(f"an idempotent command must write one {kind}, not {len(written)}")
+        if (self._claim.scope, self._claim.key) in store.outcomes:
             raise KeyAlreadyUsed(self._claim.key)
+        return written[0]
 
 
 def counted_ids() -> Callable[[str], str]:

@@ -10,10 +10,11 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import NotFound, OutOfStock, ValidationFailed
+from domain.orders import Address
 from domain.products import ProductCreated, ProductRestocked
 from handlers.customers import RegisterCustomer
 from handlers.idempotency import Replayed
-from handlers.orders import AddressRequest, CancelOrder, LineRequest, PlaceOrder
+from handlers.orders import CancelOrder, LineRequest, PlaceOrder
 from handlers.pipeline import ReadModelLagging
 from handlers.products import CreateProduct, RestockProduct
 from mediator import Mediator
@@ -54,7 +55,7 @@ async def test_a_key_reused_for_other_input_is_refused(
     with pytest.raises(ValidationFailed) as refused:
         await mediator.send(RestockProduct("p1", 6, idempotency_key="k1"), as_staff())
 
-    assert [issue.path for issue in refused.value.issues] == [("idempotencyKey",)]
+    assert [issue.path for issue in refused.value.issues] == [("idempotency_key",)]
     assert store.products["p1"].stock == 8
 
 
@@ -93,7 +94,7 @@ async def test_a_handler_failing_halfway_leaves_nothing(
     """Placing reserves line by line; the second line's shortfall undoes the first's."""
     await mediator.send(CreateProduct(sku="B", name="Bolt", price=Decimal(1), stock=1), as_staff())
     events, commits = list(store.events), store.commits
-    address = AddressRequest(street="1 Main St", city="Springfield", postal_code="1", country="US")
+    address = Address(street="1 Main St", city="Springfield", postal_code="1", country="US")
 
     with pytest.raises(OutOfStock):
         await mediator.send(

@@ -29,7 +29,7 @@ async def test_a_customer_at_every_bound_registers(mediator: Mediator, store: Fa
         ({"email": f"{'a' * 250}@example.com"}, "email", "at most 254 characters"),
         ({"email": "a" * 1_000_000}, "email", "at most 254 characters"),
         ({"email": "ada.example.com"}, "email", "not a valid email address"),
-        ({"idempotency_key": "k" * 201}, "idempotencyKey", "at most 200 characters"),
+        ({"idempotency_key": "k" * 201}, "idempotency_key", "at most 200 characters"),
     ],
 )
 async def test_an_overlong_field_is_refused_by_name_and_nothing_is_written(

@@ -75,7 +75,7 @@ async def test_a_key_out_of_bounds_is_refused_and_nothing_is_written(
         with pytest.raises(ValidationFailed) as refused:
             await mediator.send(command, as_staff())
         assert [(i.path, message in i.message) for i in refused.value.issues] == [
-            (("idempotencyKey",), True)
+            (("idempotency_key",), True)
         ], command
     assert store.events == events
 

@@ -83,7 +83,7 @@ def test_a_shortfall_names_the_product_and_what_is_available() -> None:
         ([Wanted(product(str(n)), 1) for n in range(51)], {"lines"}),
         ([Wanted(product("a"), 0)], {"lines.0.quantity"}),
         ([Wanted(product("a"), 1001)], {"lines.0.quantity"}),
-        ([Wanted(product("a"), 1), Wanted(product("a"), 1)], {"lines.1.productId"}),
+        ([Wanted(product("a"), 1), Wanted(product("a"), 1)], {"lines.1.product_id"}),
         ([Wanted(product("a"), 1), Wanted(product("b", currency="EUR"), 1)], {"lines"}),
         # A total the read models could not add up: a price near the cap, a thousand times.
         ([Wanted(product("a", price="999999999999"), 1000)], {"lines"}),
@@ -103,17 +103,17 @@ def test_a_deleted_product_cannot_be_ordered() -> None:
     gone.delete()
     with pytest.raises(ValidationFailed) as refused:
         place(Wanted(gone, 1))
-    assert refused.value.issues[0].path == ("lines", "0", "productId")
+    assert refused.value.issues[0].path == ("lines", "0", "product_id")
 
 
 def test_an_address_needs_its_parts() -> None:
     with pytest.raises(ValidationFailed) as refused:
         place(Wanted(product("a"), 1), address=Address("", " ", "", ""))
     assert {".".join(i.path) for i in refused.value.issues} == {
-        "shippingAddress.street",
-        "shippingAddress.city",
-        "shippingAddress.postalCode",
-        "shippingAddress.country",
+        "shipping_address.street",
+        "shipping_address.city",
+        "shipping_address.postal_code",
+        "shipping_address.country",
     }
 
 
@@ -123,7 +123,7 @@ def test_an_address_needs_its_parts() -> None:
         ("street", "street", 200),
         ("city", "city", 100),
         ("state", "state", 100),
-        ("postal_code", "postalCode", 20),
+        ("postal_code", "postal_code", 20),
         ("country", "country", 2),
     ],
 )
@@ -133,7 +133,7 @@ def test_each_address_part_is_bounded(field: str, path: str, longest: int) -> No
     too_long = dataclasses.replace(ADDRESS, **{field: "A" * (longest + 1)})
     with pytest.raises(ValidationFailed) as refused:
         place(Wanted(product("a"), 1), address=too_long)
-    assert [i.path for i in refused.value.issues] == [("shippingAddress", path)]
+    assert [i.path for i in refused.value.issues] == [("shipping_address", path)]
 
 
 def test_a_cancellation_reason_is_bounded_and_a_refusal_changes_nothing() -> None:
@@ -199,7 +199,7 @@ def test_cancelling_gives_the_stock_back() -> None:
     order.cancel("duplicate", {"a": a, "b": b})
     assert (a.stock, b.stock) == (5, 5)
     assert order.pending_events[-1] == OrderCancelled(
-        "o1", "c1", Decimal("17.50"), "duplicate", "USD"
+        "o1", "c1", Decimal("17.50"), "USD", reason="duplicate"
     )
     assert b.pending_events[-1] == StockReleased("b", "o1", 5, 5)
 

@@ -7,12 +7,11 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import NotFound, OutOfStock, ValidationFailed, VersionConflict
-from domain.orders import OrderConfirmed, OrderPlaced, OrderStatus
+from domain.orders import Address, OrderConfirmed, OrderPlaced, OrderStatus
 from domain.products import StockReleased, StockReserved
 from handlers.access import NotAuthorized
 from handlers.customers import RegisterCustomer
 from handlers.orders import (
-    AddressRequest,
     CancelOrder,
     ConfirmOrder,
     LineRequest,
@@ -23,7 +22,7 @@ from handlers.products import CreateProduct
 from mediator import Mediator
 from tests.unit.fakes import FakeStore, as_customer, as_staff, fake_mediator
 
-ADDRESS = AddressRequest(street="1 Main St", city="Springfield", postal_code="12345", country="US")
+ADDRESS = Address(street="1 Main St", city="Springfield", postal_code="12345", country="US")
 
 
 @pytest.fixture
@@ -71,7 +70,7 @@ async def test_declarative_rules_report_every_failure_with_its_path(
     bad = PlaceOrder(
         customer_id="c1",
         lines=(LineRequest("p1", 0), LineRequest("p2", 5000)),
-        shipping_address=AddressRequest(street="", city="x", postal_code="1", country="usa"),
+        shipping_address=Address(street="", city="x", postal_code="1", country="usa"),
     )
     before = len(store.events)
     with pytest.raises(ValidationFailed) as refused:
@@ -79,8 +78,8 @@ async def test_declarative_rules_report_every_failure_with_its_path(
     assert {".".join(i.path) for i in refused.value.issues} == {
         "lines.0.quantity",
         "lines.1.quantity",
-        "shippingAddress.street",
-        "shippingAddress.country",
+        "shipping_address.street",
+        "shipping_address.country",
     }
     assert len(store.events) == before
 
@@ -88,7 +87,7 @@ async def test_declarative_rules_report_every_failure_with_its_path(
 async def test_unknown_products_are_named_by_line(mediator: Mediator) -> None:
     with pytest.raises(ValidationFailed) as refused:
         await mediator.send(order(("p1", 1), ("nope", 1)), as_customer("c1"))
-    assert [i.path for i in refused.value.issues] == [("lines", "1", "productId")]
+    assert [i.path for i in refused.value.issues] == [("lines", "1", "product_id")]
 
 
 @pytest.mark.parametrize("ctx", [None, as_customer("c2")])
