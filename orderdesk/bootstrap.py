@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -267,7 +267,7 @@ def bootstrap(
     for feature in FEATURES:
         feature.register(registry, wiring)
     mediator = registry.build()
-    _check_policies(mediator)
+    check_policies(mediator, POLICIES)
 
     return Services(
         settings=settings,
@@ -287,12 +287,18 @@ def bootstrap(
     )
 
 
-def _check_policies(mediator: Mediator) -> None:
-    """Every message a caller can send must say who may send it; a gap is a start-up error."""
+def check_policies(mediator: Mediator, policies: Mapping[type, Policy]) -> None:
+    """Every message a caller can send must say who may send it, and every policy must be
+    for a message something handles; a gap either way is a start-up error."""
     missing = sorted(
         route.message_type.__name__
         for route in mediator.describe()
-        if route.kind != "notification" and route.message_type not in POLICIES
+        if route.kind != "notification" and route.message_type not in policies
     )
     if missing:
         raise ConfigurationError(f"no access policy for {', '.join(missing)}")
+    # And the other way: a policy for a message nothing handles is a forgotten registration.
+    routed = {route.message_type for route in mediator.describe()}
+    unhandled = sorted(message.__name__ for message in policies if message not in routed)
+    if unhandled:
+        raise ConfigurationError(f"nothing handles {', '.join(unhandled)}, which has a policy")

@@ -7,8 +7,8 @@ import pytest
 
 from handlers.access import anyone
 from handlers.feature import Feature, merged
-from mediator import ConfigurationError
-from orderdesk.bootstrap import FEATURES, PROJECTIONS
+from mediator import Command, ConfigurationError, Registry
+from orderdesk.bootstrap import FEATURES, PROJECTIONS, check_policies
 
 
 def test_each_feature_is_one_value_with_its_own_projections() -> None:
@@ -31,3 +31,24 @@ def test_a_message_two_features_claim_is_a_start_up_error() -> None:
     other = Feature("other", (), {Clash: anyone}, nothing)
     with pytest.raises(ConfigurationError, match="in both one and other"):
         merged([one, other], lambda feature: feature.policies)
+
+
+def test_a_policy_for_a_message_nothing_handles_is_a_start_up_error() -> None:
+    class Forgotten(Command[None]):
+        pass
+
+    with pytest.raises(ConfigurationError, match="nothing handles Forgotten"):
+        check_policies(Registry().build(), {Forgotten: anyone})
+
+
+def test_a_message_without_a_policy_is_a_start_up_error() -> None:
+    class Unguarded(Command[None]):
+        pass
+
+    async def handle(_message: Unguarded, _ctx: object) -> None:
+        return None
+
+    registry = Registry()
+    registry.handle(Unguarded, handle)
+    with pytest.raises(ConfigurationError, match="no access policy for Unguarded"):
+        check_policies(registry.build(), {})
