@@ -148,7 +148,7 @@ customer_summaries = Table(
     Column("email", String(254), nullable=False),
     Column("search_text", Text, nullable=False),
     Column("order_count", Integer, nullable=False),
-    # Orders not cancelled, summed in the currency of the customer's first order.
+    # Orders not withdrawn (cancelled), in the currency of the customer's first order.
     Column("lifetime_value", ScaledDecimal, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("registered_at", UtcDateTime, nullable=False),

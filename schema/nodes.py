@@ -93,7 +93,7 @@ class Customer(relay.Node):
     registered_at: datetime
     order_count: int
     lifetime_value: Money = strawberry.field(
-        description="What the customer's orders that were not cancelled add up to."
+        description="What the customer's orders add up to, less those withdrawn (cancelled)."
     )
     version: int
 
