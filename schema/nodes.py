@@ -33,10 +33,11 @@ from schema.context import CustomerOrdersKey, Info, Loaders
 from schema.errors import bad_user_input
 from schema.messages import ask
 from schema.money import Address, Money
-from schema.pagination import AFTER, Edge, PageInfo, page_info
+from schema.pagination import Edge, PageInfo, page_info
 from schema.prefetch import resolved, selects, settle
 
 PRODUCT = ProductAggregate.kind
+ORDER_AFTER = "The cursor of the order to continue after, from this list in this sort order."
 
 
 @strawberry.type
@@ -105,7 +106,7 @@ class Customer(relay.Node):
         self,
         info: Info,
         first: int = DEFAULT_PAGE_SIZE,
-        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        after: Annotated[str | None, strawberry.argument(description=ORDER_AFTER)] = None,
         status: OrderStatus | None = None,
         sort: OrderSort = OrderSort.NEWEST,
     ) -> OrderConnection:

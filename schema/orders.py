@@ -130,7 +130,7 @@ class PlaceOrderInput:
             lines=tuple(LineRequest(line.product_id.node_id, line.quantity) for line in self.lines),
             shipping_address=Address(**asdict(self.shipping_address)),
             special_instructions=self.special_instructions,
-            customer_id=local_id(self.customer_id, CUSTOMER) if self.customer_id else None,
+            customer_id=None if self.customer_id is None else local_id(self.customer_id, CUSTOMER),
             idempotency_key=self.idempotency_key,
         )
 
