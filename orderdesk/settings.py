@@ -164,6 +164,49 @@ class Settings(BaseSettings):
     rate_limit_failed_auth: str = Field(
         "10/minute", description="Refused bearer tokens per client address."
     )
+    # ---- browsers and clients on other origins, persisted documents, batches
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (JSON list: '[\"http://localhost:5173\"]') whose pages may call "
+        "the API over HTTP and open its websockets; empty, same origin only.",
+    )
+    apq: bool = Field(
+        True, description="Automatic persisted queries (Apollo's extensions.persistedQuery)."
+    )
+    apq_url: str | None = Field(
+        None,
+        description="Redis (redis://) that keeps the persisted query texts for every process; "
+        "unset, the broker's Redis if broker_url is one, else in the process.",
+    )
+    persisted_only: bool = Field(
+        False,
+        description="Refuse every document that is not in persisted_manifest (trusted "
+        "documents) with PERSISTED_QUERY_NOT_ALLOWED.",
+    )
+    persisted_manifest: str | None = Field(
+        None,
+        description="The trusted documents: the JSON that GraphQL Code Generator's client "
+        "preset or Apollo's generate-persisted-query-manifest writes.",
+    )
+    persisted_only_except_staff: bool = Field(
+        False, description="With persisted_only, staff may still send any document."
+    )
+    max_batch: int = Field(
+        0,
+        ge=0,
+        description="Operations one JSON array batch may hold (Apollo's BatchHttpLink); 0, "
+        "batches are refused. Each operation counts against the limits on its own.",
+    )
+    # ---- operations
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="json: one JSON object per log line, uvicorn's access log included.",
+    )
+    slow_message_ms: float = Field(
+        500.0,
+        gt=0,
+        description="A command or query slower than this many milliseconds is logged at WARNING.",
+    )
     # ---- the HTTP server (orderdesk serve)
     header_timeout: float = Field(
         10.0, gt=0, description="Seconds a connection may take to send a request's headers."
