@@ -90,22 +90,24 @@ HTTP_TIMEOUT = httpx.Timeout(15.0, connect=2.0)  # longer than execution_timeout
 # Answers that do not tell whether the write happened; any other error is a bug.
 UNKNOWN_CODES = {"SERVICE_UNAVAILABLE", "INTERNAL_SERVER_ERROR", "EXECUTION_TIMEOUT"}
 
-ERRORS = "__typename ... on Error { message } ... on ConflictError { actualVersion }"
+ERRORS = "__typename ... on Error { message }"
+# Only the moves of an existing order or product can meet a stale version or a transition.
+MOVE_ERRORS = f"{ERRORS} ... on ConflictError {{ actualVersion }}"
 
 
-def order_mutation(name: str, input_type: str) -> str:
+def order_mutation(name: str, input_type: str, *, moves: bool = True) -> str:
     success = name[0].upper() + name[1:] + "Success"
-    return f"""mutation($input: {input_type}!) {{ {name}(input: $input) {{ {ERRORS}
-        ... on InvalidTransitionError {{ from }}
+    errors = f"{MOVE_ERRORS} ... on InvalidTransitionError {{ from }}" if moves else ERRORS
+    return f"""mutation($input: {input_type}!) {{ {name}(input: $input) {{ {errors}
         ... on {success} {{ order {{ id status version }} }} }} }}"""
 
 
 MUTATIONS = {
-    "placeOrder": order_mutation("placeOrder", "PlaceOrderInput"),
+    "placeOrder": order_mutation("placeOrder", "PlaceOrderInput", moves=False),
     "confirmOrder": order_mutation("confirmOrder", "ChangeOrderInput"),
     "cancelOrder": order_mutation("cancelOrder", "CancelOrderInput"),
     "restockProduct": f"""mutation($input: RestockProductInput!) {{
-        restockProduct(input: $input) {{ {ERRORS} }} }}""",
+        restockProduct(input: $input) {{ {MOVE_ERRORS} }} }}""",
 }
 # The inputs that may or may not take an idempotencyKey yet (placeOrder's always has).
 KEYABLE = {

@@ -8,7 +8,13 @@ from typing import Protocol, runtime_checkable
 
 
 class DomainError(Exception):
-    """A refusal the caller can act on; never a fault of the service."""
+    """A refusal the caller can act on; never a fault of the service.
+
+    Each refusal carries what it is about as data (the entity's kind and id, the numbers),
+    and a message naming the entity by its id here, which is for the service's own logs.
+    An API words what its clients read from the data, in its own names for the entities:
+    the ids of the domain are not theirs.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -17,7 +23,11 @@ class DomainError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class FieldIssue:
-    """One invalid field: `path` names it from the input's root, e.g. ("lines", "2", "quantity")."""
+    """One invalid field: `path` names it from the input's root, e.g. ("lines", "2", "quantity").
+
+    `message` is shown to the client beside that field, as it is: the rule in the domain's
+    words ("a quantity is at least 1"), never a library's, and never naming an internal id.
+    """
 
     path: tuple[str, ...]
     message: str
@@ -43,6 +53,8 @@ class ValidationFailed(DomainError):
 
 
 class NotFound(DomainError):
+    """No `kind` has `entity_id`, or none the caller may see."""
+
     def __init__(self, kind: str, entity_id: str) -> None:
         self.kind = kind
         self.entity_id = entity_id
@@ -63,6 +75,8 @@ class VersionConflict(DomainError):
 
 
 class OutOfStock(DomainError):
+    """A product has fewer than `requested` in stock: `available`."""
+
     def __init__(self, product_id: str, requested: int, available: int) -> None:
         self.product_id = product_id
         self.requested = requested
@@ -73,6 +87,8 @@ class OutOfStock(DomainError):
 
 
 class InvalidTransition(DomainError):
+    """The entity is `current`, from which no move to `wanted` exists."""
+
     def __init__(self, kind: str, entity_id: str, current: str, wanted: str) -> None:
         self.kind = kind
         self.entity_id = entity_id

@@ -32,12 +32,12 @@ class Money:
     def check(issues: Issues, amount: Decimal, currency: str, path: str) -> None:
         """Add to `issues` what is wrong with an amount and currency as a price."""
         if not amount.is_finite():
-            issues.add(f"{path}", "must be a finite number")
+            issues.add(path, "a price is a finite number")
         elif amount < 0:
-            issues.add(f"{path}", "must not be negative")
+            issues.add(path, "a price cannot be negative")
         elif amount >= MAX_AMOUNT:
-            issues.add(f"{path}", f"must be less than {MAX_AMOUNT}")
+            issues.add(path, f"a price is less than {MAX_AMOUNT}")
         elif -int(amount.as_tuple().exponent) > MAX_DECIMAL_PLACES:
-            issues.add(f"{path}", f"must have at most {MAX_DECIMAL_PLACES} decimal places")
+            issues.add(path, f"a price has at most {MAX_DECIMAL_PLACES} decimal places")
         if not (len(currency) == 3 and currency.isascii() and currency.isupper()):
-            issues.add("currency", "must be a three-letter ISO 4217 code such as USD")
+            issues.add("currency", 'a three-letter ISO currency code, e.g. "USD"')

@@ -21,6 +21,20 @@ MAX_REASON = 500
 # As long as the read models' columns, which must hold every order placed.
 MAX_ADDRESS_FIELD = {"street": 200, "city": 100, "state": 100, "postal_code": 20, "country": 2}
 _COUNTRY = re.compile(r"[A-Z]{2}")
+_ADDRESS_PART = {
+    "street": "a street",
+    "city": "a city",
+    "state": "a state",
+    "postal_code": "a postal code",
+}
+
+# What a client is told when one of the rules above is broken; the commands' own checks,
+# made before anything is loaded, say the same.
+NEEDS_A_LINE = "an order needs at least one line"
+TOO_MANY_LINES = f"an order has at most {MAX_LINES} lines"
+QUANTITY_TOO_SMALL = "a quantity is at least 1"
+QUANTITY_TOO_LARGE = f"a quantity is at most {MAX_QUANTITY}"
+COUNTRY_CODE = 'a two-letter ISO country code, e.g. "DE"'
 
 
 class OrderStatus(enum.Enum):
@@ -51,17 +65,17 @@ class Address:
 
     def issues(self) -> list[FieldIssue]:
         found = [
-            FieldIssue((field,), "must not be empty")
+            FieldIssue((field,), f"{_ADDRESS_PART[field]} is required")
             for field in ("street", "city", "postal_code")
             if not getattr(self, field).strip()
         ]
         found += [
-            FieldIssue((field,), f"must be at most {longest} characters")
+            FieldIssue((field,), f"{_ADDRESS_PART[field]} is at most {longest} characters")
             for field, longest in MAX_ADDRESS_FIELD.items()
             if field != "country" and len(getattr(self, field)) > longest
         ]
         if not _COUNTRY.fullmatch(self.country):
-            found.append(FieldIssue(("country",), "must be an ISO 3166-1 alpha-2 code such as US"))
+            found.append(FieldIssue(("country",), COUNTRY_CODE))
         return found
 
 
@@ -178,26 +192,36 @@ class Order(Aggregate):
         the caller's unit of work is then left uncommitted, so nothing was reserved.
         """
         issues = Issues()
-        if not 1 <= len(wanted) <= MAX_LINES:
-            issues.add("lines", f"must have 1 to {MAX_LINES} lines")
+        if not wanted:
+            issues.add("lines", NEEDS_A_LINE)
+        elif len(wanted) > MAX_LINES:
+            issues.add("lines", TOO_MANY_LINES)
         seen: set[str] = set()
         for index, line in enumerate(wanted):
-            if not 1 <= line.quantity <= MAX_QUANTITY:
-                issues.add(f"lines.{index}.quantity", f"must be 1 to {MAX_QUANTITY}")
+            if line.quantity < 1:
+                issues.add(f"lines.{index}.quantity", QUANTITY_TOO_SMALL)
+            elif line.quantity > MAX_QUANTITY:
+                issues.add(f"lines.{index}.quantity", QUANTITY_TOO_LARGE)
             if line.product.id in seen:
-                issues.add(f"lines.{index}.product_id", "appears on another line of this order")
+                issues.add(f"lines.{index}.product_id", "this product is on another line already")
             seen.add(line.product.id)
             if line.product.deleted:
-                issues.add(f"lines.{index}.product_id", "is no longer sold")
+                issues.add(f"lines.{index}.product_id", "this product is no longer sold")
         currencies = {line.product.price.currency for line in wanted}
         if len(currencies) > 1:
-            issues.add("lines", f"must all be in one currency, not {', '.join(sorted(currencies))}")
+            issues.add(
+                "lines",
+                "an order is in one currency; these lines are in " + ", ".join(sorted(currencies)),
+            )
         issues.add_within("shipping_address", shipping_address.issues())
         total = sum((w.product.price.amount * w.quantity for w in wanted), Decimal(0))
         if total >= MAX_AMOUNT:
-            issues.add("lines", f"must add up to less than {MAX_AMOUNT} in all")
+            issues.add("lines", f"an order's total is less than {MAX_AMOUNT}")
         if len(special_instructions) > MAX_INSTRUCTIONS:
-            issues.add("special_instructions", f"must be at most {MAX_INSTRUCTIONS} characters")
+            issues.add(
+                "special_instructions",
+                f"special instructions are at most {MAX_INSTRUCTIONS} characters",
+            )
         issues.raise_if_any()
 
         lines = [
@@ -250,7 +274,7 @@ class Order(Aggregate):
         """Cancel and give each line's reserved stock back to its product (all loaded)."""
         if len(reason) > MAX_REASON:
             issues = Issues()
-            issues.add("reason", f"must be at most {MAX_REASON} characters")
+            issues.add("reason", f"a reason is at most {MAX_REASON} characters")
             issues.raise_if_any()
         self._move(OrderStatus.CANCELLED)
         self._record(

@@ -14,6 +14,7 @@ SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_NAME = 200
 MAX_DESCRIPTION = 5_000
 MAX_STOCK = 1_000_000_000
+SKU_RULE = "a SKU is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +85,11 @@ def _check_details(
     issues: Issues, name: str, description: str, price: Decimal, currency: str
 ) -> None:
     if not name.strip():
-        issues.add("name", "must not be empty")
+        issues.add("name", "a name is required")
     elif len(name) > MAX_NAME:
-        issues.add("name", f"must be at most {MAX_NAME} characters")
+        issues.add("name", f"a name is at most {MAX_NAME} characters")
     if len(description) > MAX_DESCRIPTION:
-        issues.add("description", f"must be at most {MAX_DESCRIPTION} characters")
+        issues.add("description", f"a description is at most {MAX_DESCRIPTION} characters")
     Money.check(issues, price, currency, "price")
 
 
@@ -129,15 +130,12 @@ class Product(Aggregate):
     ) -> Product:
         issues = Issues()
         if not SKU_PATTERN.fullmatch(sku):
-            issues.add(
-                "sku",
-                "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-            )
+            issues.add("sku", SKU_RULE)
         _check_details(issues, name, description, price, currency)
         if stock < 0:
-            issues.add("stock", "must not be negative")
+            issues.add("stock", "stock cannot be negative")
         elif stock > MAX_STOCK:
-            issues.add("stock", f"must be at most {MAX_STOCK}")
+            issues.add("stock", f"stock is at most {MAX_STOCK}")
         issues.raise_if_any()
         price = canonical_amount(price)
         product = cls(
@@ -184,9 +182,12 @@ class Product(Aggregate):
         self.ensure_exists()
         issues = Issues()
         if quantity <= 0:
-            issues.add("quantity", "must be positive")
+            issues.add("quantity", "a quantity is at least 1")
         elif self.stock + quantity > MAX_STOCK:
-            issues.add("quantity", f"would take the stock above {MAX_STOCK}")
+            issues.add(
+                "quantity",
+                f"stock is at most {MAX_STOCK}; this would take it to {self.stock + quantity}",
+            )
         issues.raise_if_any()
         self.stock += quantity
         self._record(ProductRestocked(self.id, quantity, self.stock))

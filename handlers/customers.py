@@ -15,7 +15,17 @@ from sqlalchemy import ColumnElement, Row, and_, bindparam, case, func, insert, 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.aggregate import is_possible_id
-from domain.customers import CUSTOMER_EVENTS, MAX_EMAIL, MAX_NAME, Customer, CustomerRegistered
+from domain.customers import (
+    AN_EMAIL_ADDRESS,
+    CUSTOMER_EVENTS,
+    EMAIL_TOO_LONG,
+    MAX_EMAIL,
+    MAX_NAME,
+    NAME_REQUIRED,
+    NAME_TOO_LONG,
+    Customer,
+    CustomerRegistered,
+)
 from domain.orders import OrderPlaced, OrderWithdrawn
 from handlers.access import Identity, Policy, anyone, identity_of, staff
 from handlers.feature import Feature, Wiring
@@ -30,6 +40,7 @@ from handlers.paging import (
 )
 from handlers.query_cache import Cached
 from handlers.transaction import writes
+from handlers.validation import Says
 from handlers.written import Written
 from mediator import Command, Context, Query, Registry
 from persistence.customers import email_taken
@@ -47,12 +58,21 @@ def _email_address(text: str) -> str:
 
 
 # The length first: the address parser would report its own, larger limit.
-EmailAddress = Annotated[str, Field(max_length=MAX_EMAIL), AfterValidator(_email_address)]
+EmailAddress = Annotated[
+    str,
+    Field(max_length=MAX_EMAIL),
+    AfterValidator(_email_address),
+    Says(max_length=EMAIL_TOO_LONG, invalid=AN_EMAIL_ADDRESS),
+]
 
 
 @dataclass(frozen=True, slots=True)
 class RegisterCustomer(Command[Written]):
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_NAME),
+        Says(min_length=NAME_REQUIRED, max_length=NAME_TOO_LONG),
+    ]
     email: EmailAddress
     idempotency_key: IdempotencyKey = None
 

@@ -45,60 +45,84 @@ async def database_unavailable(message: object, call_next: Next[object], ctx: Co
         raise
 
 
-async def log_message(message: object, call_next: Next[object], ctx: Context) -> object:
-    """Log each message's type, outcome and duration, with the request's correlation id.
+def log_messages(slow_ms: float) -> Callable[[object, Next[object], Context], Awaitable[object]]:
+    """Log each message's type, outcome and duration, with the request's correlation id;
+    one slower than `slow_ms` milliseconds at WARNING, whatever its outcome.
 
     Commands that succeed log at INFO, queries at DEBUG: a page of orders sends a query
     per nesting level, and a line for each would drown the writes (and cost as much as a
     cached answer). Refusals and failures log at INFO and WARNING whatever the message.
+    Each line carries `message_type` and `duration_ms` as extra fields, which the JSON
+    log format shows as such.
     """
-    name = type(message).__name__
-    started = time.perf_counter()
-    try:
-        result = await call_next()
-    except DomainError as error:
-        logger.info(
-            "%s refused: %s (%.1f ms) [%s]",
-            name,
-            type(error).__name__,
-            (time.perf_counter() - started) * 1000,
-            ctx.correlation_id,
-        )
-        raise
-    except Exception as error:
-        logger.warning(
-            "%s failed: %s (%.1f ms) [%s]",
-            name,
-            type(error).__name__,
-            (time.perf_counter() - started) * 1000,
-            ctx.correlation_id,
-        )
-        raise
-    level = logging.INFO if isinstance(message, Command) else logging.DEBUG
-    if logger.isEnabledFor(level):
+
+    async def log_message(message: object, call_next: Next[object], ctx: Context) -> object:
+        started = time.perf_counter()
+        try:
+            result = await call_next()
+        except DomainError as error:
+            _log(logging.INFO, f"refused: {type(error).__name__}", message, started, ctx)
+            raise
+        except Exception as error:
+            _log(logging.WARNING, f"failed: {type(error).__name__}", message, started, ctx)
+            raise
+        level = logging.INFO if isinstance(message, Command) else logging.DEBUG
+        _log(level, "ok", message, started, ctx)
+        return result
+
+    def _log(level: int, outcome: str, message: object, started: float, ctx: Context) -> None:
         elapsed = (time.perf_counter() - started) * 1000
-        logger.log(level, "%s ok (%.1f ms) [%s]", name, elapsed, ctx.correlation_id)
-    return result
+        if elapsed > slow_ms:
+            level = max(level, logging.WARNING)
+            outcome = f"{outcome}, slow (over {slow_ms:g} ms)"
+        if not logger.isEnabledFor(level):
+            return
+        name = type(message).__name__
+        logger.log(
+            level,
+            "%s %s (%.1f ms) [%s]",
+            name,
+            outcome,
+            elapsed,
+            ctx.correlation_id,
+            extra={"message_type": name, "duration_ms": round(elapsed, 3)},
+        )
+
+    return log_message
 
 
 def read_your_writes(
-    wait_for: Callable[[int, float], Awaitable[None]], timeout: float
+    wait_for: Callable[[int, float], Awaitable[None]],
+    timeout: float,
+    *,
+    waited: Callable[[float], None] | None = None,
+    timed_out: Callable[[], None] | None = None,
 ) -> Callable[[object, Next[object], Context], Awaitable[object]]:
-    """After a command, wait (at most `timeout` s) until the read models show its events."""
+    """After a command, wait (at most `timeout` s) until the read models show its events.
+
+    `waited` is told each wait's seconds (the metrics' histogram), `timed_out` each wait
+    that ran out.
+    """
 
     async def wait_for_read_models(
         message: object, call_next: Next[object], ctx: Context
     ) -> object:
         result = await call_next()
         if isinstance(result, Written) and result.position:
+            started = time.perf_counter()
             try:
                 await wait_for(result.position, timeout)
             except TimeoutError:
+                if timed_out is not None:
+                    timed_out()
                 raise ReadModelLagging(
                     f"{type(message).__name__} was saved, but the read models have not caught "
                     f"up with it within {timeout} s; read it again shortly",
                     result,
                 ) from None
+            finally:
+                if waited is not None:
+                    waited(time.perf_counter() - started)
         return result
 
     return wait_for_read_models

@@ -21,14 +21,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from orderdesk import tracing
 from orderdesk.bootstrap import Services, bootstrap
+from orderdesk.event_streams import EventStreams
 from orderdesk.graphiql import ASSETS, ASSETS_PATH
 from orderdesk.graphql_view import GraphQLView
+from orderdesk.observed_requests import ObservedRequests
 from orderdesk.open_sockets import OpenSockets
+from orderdesk.origins import origin_middleware
+from orderdesk.persisted_documents import PersistedDocuments
 from orderdesk.rate_limits import RateLimitMiddleware
+from orderdesk.request_ids import RequestIds
 from orderdesk.security_headers import SecurityHeaders
 from orderdesk.settings import Settings
 from orderdesk.shared_subscriptions import SharedSubscriptions
+from orderdesk.trusted_documents import trusted_documents_for
 from orderdesk.websocket_protocols import SocketLimits
 from persistence.projector import Projection
 from schema.root import build_schema
@@ -69,6 +76,7 @@ def create_app(
     """The app factory (`uvicorn --factory orderdesk.app:create_app`); `extra_projections`
     are handed to bootstrap (tests add read models through it)."""
     settings = settings or Settings()
+    tracing.configure_from_environment()
     schema = build_schema(
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_aliases,
@@ -101,6 +109,15 @@ def create_app(
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         keep_alive=True,
         keep_alive_interval=settings.ws_ping_interval,
+        # Which pages may open a websocket is orderdesk/origins.py's rule, for every path.
+        allowed_origins=["*"],
+        max_batch=settings.max_batch,
+        # The manifest is read here, so that a missing or malformed one stops the start.
+        persisted_documents=PersistedDocuments(
+            trusted=trusted_documents_for(settings),
+            persisted_only=settings.persisted_only,
+            staff_excepted=settings.persisted_only_except_staff,
+        ),
     )
 
     @asynccontextmanager
@@ -110,6 +127,8 @@ def create_app(
             # Inside the try: a start that fails half-way still closes what it opened.
             await services.start()
             app.state.services = services
+            if view.shared_subscriptions is not None:
+                view.shared_subscriptions.fanned_out = services.operations.shared_fanned_out
             tune_garbage_collector()
             yield
         finally:
@@ -176,7 +195,7 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/graphql", view),
+            Route("/graphql", EventStreams(view)),  # SSE requests; the rest to the view
             WebSocketRoute("/graphql", view),
             *(
                 [Mount(ASSETS_PATH, StaticFiles(directory=ASSETS), name="graphiql")]
@@ -187,7 +206,15 @@ def create_app(
             Route("/health/ready", ready),
             Route("/metrics", metrics),
         ],
-        # Inside SecurityHeaders, so that a 429 carries them too.
-        middleware=[Middleware(SecurityHeaders), Middleware(RateLimitMiddleware)],
+        # Request ids outermost, so that every answer carries one; CORS outside the rate
+        # limits, so that a page can read a 429's Retry-After; the rate limits inside
+        # SecurityHeaders, so that a 429 carries them too.
+        middleware=[
+            Middleware(RequestIds),
+            Middleware(ObservedRequests),  # counted by route and status; traced when on
+            *origin_middleware(settings.cors_origins),
+            Middleware(SecurityHeaders),
+            Middleware(RateLimitMiddleware),
+        ],
         lifespan=lifespan,
     )

@@ -22,12 +22,16 @@ from handlers.access import Policy, authorize, authorize_streams
 from handlers.feature import Feature, Wiring, merged, new_id
 from handlers.idempotency import idempotent
 from handlers.metrics import measure_messages
-from handlers.pipeline import database_unavailable, log_message, read_your_writes
+from handlers.pipeline import database_unavailable, log_messages, read_your_writes
 from handlers.query_cache import Cached, CacheInvalidation, cache_queries
 from handlers.rate_limit import limit_per_address
+from handlers.tracing import Behavior, observed, trace_messages
 from handlers.transaction import in_transaction
 from handlers.validation import validate_command
 from mediator import Command, ConfigurationError, Mediator, Query, Registry, Request
+from orderdesk import tracing
+from orderdesk.operational_metrics import Lags, OperationalMetrics
+from orderdesk.persisted_queries import PersistedQueries, persisted_queries_for
 from orderdesk.rate_limits import RateLimits, rate_limits_for
 from orderdesk.settings import Settings
 from orderdesk.tokens import Tokens, local_secret
@@ -71,14 +75,30 @@ class Services:
     tail: EventTail
     mediator: Mediator
     metrics: CollectorRegistry
+    operations: OperationalMetrics
+    """HTTP, websockets, subscriptions, fan-out, lags (orderdesk/operational_metrics.py)."""
     wake_ups: WakeUps = field(default_factory=NoWakeUps)
+    _uninstrument: Callable[[], None] | None = field(default=None, init=False, repr=False)
+    """Takes SQL tracing off the engines again (set by `start` when tracing is on)."""
     query_cache: QueryCache | None = None
     rate_limits: RateLimits | None = None
+    persisted_queries: PersistedQueries | None = None
+    """Automatic persisted queries' texts; None when settings.apq is off."""
 
     @cached_property
     def tokens(self) -> Tokens:
         # Made on first use: a command that never handles a token makes no secret file.
         return tokens_for(self.settings)
+
+    def _engines(self) -> list[AsyncEngine]:
+        engines = (
+            self.write_engine,
+            self.log_engine,
+            self.read_engine,
+            self.read_model_engine,
+            self.scan_engine,
+        )
+        return list({id(e): e for e in engines}.values())
 
     async def migrate(self) -> None:
         await migrate(self.write_engine, "write")
@@ -92,6 +112,7 @@ class Services:
             await self.query_cache.open()
         if self.rate_limits is not None:
             await self.rate_limits.open()
+        self._uninstrument = tracing.instrument_engines(self._engines())
         await self.projector.start()
         self.tail.start(self.projector.applied_by(TAIL_READS))
         self.projector.watch(TAIL_READS, self.tail.advance_to)
@@ -101,21 +122,17 @@ class Services:
         await self.wake_ups.stop()
         await self.tail.stop()
         await self.projector.stop()
-        for engine in {
-            id(e): e
-            for e in (
-                self.write_engine,
-                self.log_engine,
-                self.read_engine,
-                self.read_model_engine,
-                self.scan_engine,
-            )
-        }.values():
+        for engine in self._engines():
             await engine.dispose()
+        if self._uninstrument is not None:
+            self._uninstrument()
+            self._uninstrument = None
         if self.query_cache is not None:
             await self.query_cache.close()
         if self.rate_limits is not None:
             await self.rate_limits.close()
+        if self.persisted_queries is not None:
+            await self.persisted_queries.close()
 
 
 def service_secret(settings: Settings) -> str:
@@ -193,6 +210,8 @@ def bootstrap(
     codec.register([event for feature in FEATURES for event in feature.event_types])
     log = EventLog(codec)
     metrics = CollectorRegistry()
+    operations = OperationalMetrics(metrics)
+    tracer = tracing.tracer()
     projections = [*PROJECTIONS, *extra_projections]
     query_cache = query_cache_for(settings)
     rate_limits = rate_limits_for(settings, metrics=metrics)
@@ -207,6 +226,7 @@ def bootstrap(
         changes=(
             None if query_cache is None else CacheInvalidation(query_cache, projections, metrics)
         ),
+        tracer=tracer,
     )
     tail = EventTail(
         log=log,
@@ -216,7 +236,9 @@ def bootstrap(
         reads=TAIL_READS,
         queue_size=settings.subscriber_queue_size,
         max_replay_events=settings.max_replay_events,
+        fanned_out=operations.tail_fanned_out,
     )
+    metrics.register(Lags(projector, tail))
 
     wake_ups = wake_ups_for(settings.database_url, settings.broker_url)
 
@@ -235,27 +257,39 @@ def bootstrap(
         )
 
     registry = Registry()
+
+    def behavior(step: Behavior, applies_to: type) -> None:
+        # With tracing on, each behavior notes when it refuses, for the message's span.
+        registry.behavior(step if tracer is None else observed(step), applies_to=applies_to)
+
+    if tracer is not None:
+        registry.behavior(trace_messages(tracer), applies_to=object)
     # Outermost first. Read-your-writes waits after the commit, so it wraps the transaction.
     if rate_limits is not None:
         # Before logging and metrics: a flood of refused registrations costs one counter
         # each (orderdesk_rate_limited_total), not a log line and a timing each.
-        registry.behavior(
+        behavior(
             limit_per_address(rate_limits.admit_registration),
             applies_to=customers.RegisterCustomer,
         )
-    registry.behavior(log_message, applies_to=object)
-    registry.behavior(database_unavailable, applies_to=object)
-    registry.behavior(measure_messages(metrics), applies_to=object)
-    registry.behavior(
-        read_your_writes(store.read_models_at, settings.read_your_writes_timeout),
+    behavior(log_messages(settings.slow_message_ms), applies_to=object)
+    behavior(database_unavailable, applies_to=object)
+    behavior(measure_messages(metrics), applies_to=object)
+    behavior(
+        read_your_writes(
+            store.read_models_at,
+            settings.read_your_writes_timeout,
+            waited=operations.read_your_writes_waited,
+            timed_out=operations.read_your_writes_timed_out,
+        ),
         applies_to=Command,
     )
-    registry.behavior(authorize(POLICIES), applies_to=Request)
+    behavior(authorize(POLICIES), applies_to=Request)
     if query_cache is not None:
-        registry.behavior(cache_queries(query_cache, CACHED, metrics), applies_to=Query)
-    registry.behavior(validate_command, applies_to=Command)
-    registry.behavior(idempotent(store.outcome, IDEMPOTENT), applies_to=Command)
-    registry.behavior(in_transaction(store), applies_to=Command)
+        behavior(cache_queries(query_cache, CACHED, metrics), applies_to=Query)
+    behavior(validate_command, applies_to=Command)
+    behavior(idempotent(store.outcome, IDEMPOTENT), applies_to=Command)
+    behavior(in_transaction(store), applies_to=Command)
     registry.stream_behavior(authorize_streams(POLICIES))
     wiring = Wiring(
         read_engine=read_engine,
@@ -282,8 +316,10 @@ def bootstrap(
         mediator=mediator,
         wake_ups=wake_ups,
         metrics=metrics,
+        operations=operations,
         query_cache=query_cache,
         rate_limits=rate_limits,
+        persisted_queries=persisted_queries_for(settings),
     )
 
 

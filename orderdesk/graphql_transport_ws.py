@@ -26,6 +26,7 @@ from handlers.rate_limit import RateLimited
 from orderdesk.bounded_sends import BoundedSends, limits_of, start_operation
 from orderdesk.operation_limits import TooManySockets, timed_out, too_large
 from orderdesk.shared_subscriptions import Frame, SharedSubscriptions
+from orderdesk.socket_operations import observed_operation
 from orderdesk.websocket_protocols import EXPIRED_CODE, SUBSCRIPTION, TOO_MANY_CODE, malformed
 
 PONG_TIMEOUT_CODE = 1011
@@ -123,6 +124,12 @@ class GraphQLTransportWSHandler(BoundedSends, BaseGraphQLTransportWSHandler[Any,
         await self._bounded_send(lambda: self.websocket.ws.send_text(text))
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        async with observed_operation(
+            self, "graphql-transport-ws", operation.query, operation.operation_name
+        ):
+            await self._run_observed(operation)
+
+    async def _run_observed(self, operation: Operation[Any, Any]) -> None:
         if operation.id in self._one_shot:
             # A query or mutation over the socket has the HTTP request's deadline.
             self._one_shot.discard(operation.id)

@@ -1,18 +1,15 @@
 """Strawberry's ASGI view, with what the GraphQL-over-HTTP spec adds (media types, status
-codes, JSON errors for malformed requests, request ids) and what a public endpoint needs:
-limits on the body, the query text, JSON nesting, execution time and response size, rate
-limits on callers, and websockets that are counted and end with their token."""
+codes, JSON errors for malformed requests, request ids), what frontend clients expect
+(Apollo's automatic persisted queries, trusted documents, batches) and what a public endpoint
+needs: limits on the body, the query text, JSON nesting, execution time and response size,
+rate limits on callers, and websockets that are counted and end with their token."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import re
-import uuid
-from typing import Any
+from typing import Any, cast
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationType
 from graphql import parse as parse_document
 from starlette.requests import Request
@@ -22,10 +19,11 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from handlers.access import CLIENT_ADDRESS
+from handlers.access import CLIENT_ADDRESS, identity_of
 from handlers.rate_limit import RateLimited, whole_seconds
 from mediator import Context
 from orderdesk import request_json
@@ -43,7 +41,15 @@ from orderdesk.operation_limits import (
     timed_out,
     too_large,
 )
+from orderdesk.operation_requests import (
+    OperationRequest,
+    RequestRefused,
+    batch_of,
+    operation_request,
+)
+from orderdesk.persisted_documents import Chosen, PersistedDocuments
 from orderdesk.rate_limits import client_address, too_many_requests
+from orderdesk.request_ids import request_id
 from orderdesk.shared_subscriptions import SharedSubscriptions
 from orderdesk.tokens import Credential, InvalidToken
 from orderdesk.websocket_protocols import (
@@ -57,31 +63,6 @@ from schema.errors import finish_errors
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 SUBSCRIPTION = OperationType.SUBSCRIPTION
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-
-
-# A new id is this process's random prefix and a counter: unique across processes and
-# restarts, like a uuid4, at a fraction of its cost per request (ids are not secrets).
-_ID_PREFIX = uuid.uuid4().hex[:16]
-_next_id = itertools.count(1).__next__
-
-
-def _new_id_prefix() -> None:
-    # A worker forked after import must not repeat its parent's ids.
-    global _ID_PREFIX, _next_id  # noqa: PLW0603
-    _ID_PREFIX = uuid.uuid4().hex[:16]
-    _next_id = itertools.count(1).__next__
-
-
-os.register_at_fork(after_in_child=_new_id_prefix)
-
-
-def request_id(headers: Any) -> str:
-    """The caller's X-Request-ID if it is a sane token, else a new one."""
-    given = headers.get("x-request-id")
-    if given and _REQUEST_ID.fullmatch(given):
-        return str(given)
-    return f"{_ID_PREFIX}{_next_id():016x}"
 
 
 def wants_graphql_response(request: Request) -> bool:
@@ -112,6 +93,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
         socket_limits: SocketLimits,
         open_sockets: OpenSockets,
         shared_subscriptions: SharedSubscriptions | None = None,
+        max_batch: int = 0,
+        persisted_documents: PersistedDocuments | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -125,10 +108,15 @@ class GraphQLView(GraphQL[RequestContext, None]):
         self.socket_limits = socket_limits
         self.open_sockets = open_sockets
         self.shared_subscriptions = shared_subscriptions
+        self.max_batch = max_batch
+        self.persisted_documents = persisted_documents or PersistedDocuments(
+            trusted=None, persisted_only=False, staff_excepted=False
+        )
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> RequestContext:
         services: Services = request.app.state.services
-        ctx = Context(correlation_id=request_id(request.headers))
+        # The request's id (orderdesk/request_ids.py, which answers it in X-Request-ID).
+        ctx = Context(correlation_id=request_id(request.scope))
         address = client_address(request.scope)
         if address is not None:
             ctx.set(CLIENT_ADDRESS, address)
@@ -141,7 +129,6 @@ class GraphQLView(GraphQL[RequestContext, None]):
             response=response,
         )
         if isinstance(response, Response):
-            response.headers["X-Request-ID"] = ctx.correlation_id
             try:
                 await self.authenticate(context, request.headers.get("authorization"))
             except InvalidToken as error:
@@ -220,19 +207,63 @@ class GraphQLView(GraphQL[RequestContext, None]):
             value = self.decode_json(data)
         except json.JSONDecodeError as error:
             raise HTTPException(400, f"Unable to parse request body as JSON: {error}") from None
-        if not isinstance(value, dict):
+        if not isinstance(value, dict | list):
             raise HTTPException(400, "the request body must be a JSON object")
-        query = value.get("query")
-        if isinstance(query, str) and len(query) > self.max_query_length:
-            raise QueryTooLong(self.max_query_length)
         return value
 
     def parse_query_params(self, params: Any) -> dict[str, Any]:
-        query = params.get("query")
-        if isinstance(query, str) and len(query) > self.max_query_length:
-            raise QueryTooLong(self.max_query_length)
-        parsed: dict[str, Any] = super().parse_query_params(params)
+        parsed: dict[str, Any] = dict(params)
+        for name in ("variables", "extensions"):
+            if parsed.get(name):
+                try:
+                    parsed[name] = self.decode_json(parsed[name])
+                except json.JSONDecodeError as error:
+                    raise HTTPException(400, f"the {name} parameter is not JSON: {error}") from None
         return parsed
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET naming its document by hash or id has no `query`, and is no browser's visit.
+        params = request.query_params
+        return (
+            super().should_render_graphql_ide(request)
+            and params.get("extensions") is None
+            and params.get("documentId") is None
+        )
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """Strawberry's, reading `documentId` too, checking each operation of a batch for
+        shape (and the batch for size) before any runs, and each text for length."""
+        content_type, _ = parse_content_type(request.content_type or "")
+        transport = self._get_stream_transport_from_headers(request.headers)
+        protocol = transport.protocol if transport else "http"
+        data: object
+        if request.method == "GET":
+            data = self.parse_query_params(request.query_params)
+        elif "application/json" in content_type:
+            data = self.parse_json(await request.get_body())
+        elif self.multipart_uploads_enabled and content_type == "multipart/form-data":
+            data = await self.parse_multipart(request)
+        else:
+            raise HTTPException(400, "Unsupported content type")
+        if isinstance(data, list):
+            if transport is not None:
+                raise HTTPException(400, transport.batching_error)
+            operations: list[GraphQLRequestData] = [
+                *batch_of(data, max_batch=self.max_batch, protocol=protocol)
+            ]
+        elif isinstance(data, dict):
+            operations = [operation_request(data, protocol)]
+        else:
+            raise HTTPException(400, "the request body must be a JSON object")
+        for operation in operations:
+            self._check_length(operation.query)
+        return operations if isinstance(data, list) else operations[0]
+
+    def _check_length(self, query: str | None) -> None:
+        if query is not None and len(query) > self.max_query_length:
+            raise QueryTooLong(self.max_query_length)
 
     async def execute_operation(
         self,
@@ -243,32 +274,146 @@ class GraphQLView(GraphQL[RequestContext, None]):
         root_value: None,
         sub_response: Response,
     ) -> Any:
-        """Strawberry's, with a deadline; and a subscription over HTTP is the caller's
-        mistake (they are served over websockets), not the server's."""
-        query = getattr(request_data, "query", None)
-        # The substring test is the cheap answer for nearly every request; the parse is the
-        # schema's own, bounded and cached, which execution then finds done.
-        if isinstance(query, str) and "subscription" in query:
-            operation_name = getattr(request_data, "operation_name", None)
-            if operation_type(self.parse, query, operation_name) is SUBSCRIPTION:
-                raise HTTPException(
-                    400,
-                    "subscriptions are served over websockets at this path (graphql-transport-ws)",
-                )
+        """Strawberry's, with persisted documents and a deadline; a batch runs its operations
+        one after another, in order. A subscription over HTTP is the caller's mistake (they
+        are served over websockets), not the server's."""
+        if isinstance(request_data, list):
+            return await self._execute_batch(
+                request, request_adapter, request_data, context, sub_response
+            )
+        chosen = await self._choose(request, request_data, context)
+        if isinstance(chosen, ExecutionResult):
+            return chosen
+        if self._is_subscription(chosen.operation):
+            raise HTTPException(
+                400,
+                "subscriptions are served over websockets at this path (graphql-transport-ws) "
+                "and as Server-Sent Events (Accept: text/event-stream, graphql-sse)",
+            )
         try:
-            return await self.deadlines.run(
+            result = await self.deadlines.run(
                 super().execute_operation(
-                    request, request_adapter, request_data, context, root_value, sub_response
+                    request, request_adapter, chosen.operation, context, root_value, sub_response
                 )
             )
         except TimeoutError:
             return timed_out(self.execution_timeout)
+        await self._register(request, chosen, result)
+        return result
+
+    async def _execute_batch(
+        self,
+        request: Request,
+        request_adapter: Any,
+        operations: list[GraphQLRequestData],
+        context: RequestContext,
+        sub_response: Response,
+    ) -> list[ExecutionResult]:
+        """Each operation counts on its own: against the rate limits (the request itself
+        was counted once), with its own deadline, loaders and, in create_response, its own
+        cap on the answer's size. Sequential, not gathered: a mutation then a query reads
+        the mutation's write, and mutations apply in the order they were sent."""
+        request.state.batch = True
+        await self._spend_for_batch(request, context, len(operations))
+        chosen = [await self._choose(request, operation, context) for operation in operations]
+        for index, each in enumerate(chosen):
+            if isinstance(each, Chosen) and self._is_subscription(each.operation):
+                raise RequestRefused(
+                    f"operation {index} of the batch is a subscription: subscriptions are "
+                    "served over websockets at this path (graphql-transport-ws)",
+                    code="BAD_REQUEST",
+                    batchIndex=index,
+                )
+        results = []
+        for each in chosen:
+            if isinstance(each, ExecutionResult):
+                results.append(each)
+                continue
+            context.start_operation()
+            try:
+                result = await self.deadlines.run(
+                    self.execute_single(
+                        request, request_adapter, sub_response, context, None, each.operation
+                    )
+                )
+            except TimeoutError:
+                result = timed_out(self.execution_timeout)
+            except HTTPException as error:
+                # An operation name the document does not have, say: that operation's error.
+                error_ = GraphQLError(error.reason, extensions={"code": "BAD_REQUEST"})
+                result = ExecutionResult(data=None, errors=[error_])
+            await self._register(request, each, result)
+            results.append(result)
+        return results
+
+    async def _spend_for_batch(self, request: Request, context: RequestContext, size: int) -> None:
+        services: Services = request.app.state.services
+        limits = services.rate_limits
+        if limits is None or size <= 1:
+            return
+        extra = size - 1  # the request itself was counted by RateLimitMiddleware and get_context
+        address = client_address(request.scope)
+        if address is not None and (wait := await limits.admit_address(address, cost=extra)):
+            raise RateLimited(wait)
+        identity = identity_of(context.ctx)
+        if identity is not None and (
+            wait := await limits.admit_identity(identity.subject, cost=extra)
+        ):
+            raise RateLimited(wait)
+
+    async def _choose(
+        self, request: Request, operation: GraphQLRequestData, context: RequestContext
+    ) -> Chosen | ExecutionResult:
+        if not isinstance(operation, OperationRequest):
+            operation = OperationRequest(
+                operation.query,
+                operation.variables,
+                operation.operation_name,
+                operation.extensions,
+                operation.protocol,
+            )
+        services: Services = request.app.state.services
+        identity = identity_of(context.ctx)
+        chosen = await self.persisted_documents.choose(
+            operation,
+            store=services.persisted_queries,
+            staff=identity is not None and identity.is_staff,
+        )
+        if isinstance(chosen, Chosen):
+            # A stored or trusted text is held to the limits as a sent one is, every time.
+            self._check_length(chosen.operation.query)
+        return chosen
+
+    async def _register(self, request: Request, chosen: Chosen, result: object) -> None:
+        """Store a new persisted query's text once it has run: a text that does not parse or
+        validate never takes room in the store."""
+        if chosen.register is None or chosen.operation.query is None:
+            return
+        if not isinstance(result, ExecutionResult) or _refused_before_execution(result):
+            return
+        services: Services = request.app.state.services
+        if services.persisted_queries is not None:
+            await services.persisted_queries.remember(chosen.register, chosen.operation.query)
+
+    def _is_subscription(self, operation: GraphQLRequestData) -> bool:
+        query = operation.query
+        # The substring test is the cheap answer for nearly every request; the parse is the
+        # schema's own, bounded and cached, which execution then finds done.
+        return (
+            isinstance(query, str)
+            and "subscription" in query
+            and operation_type(self.parse, query, operation.operation_name) is SUBSCRIPTION
+        )
 
     def create_response(
         self,
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
+        if isinstance(response_data, list):
+            # Each answer of a batch has the cap of its own; the batch keeps its shape.
+            capped = [self._within_cap(answer) for answer in response_data]
+            return super().create_response(capped, sub_response)
         response = super().create_response(response_data, sub_response)
         if len(response.body) > self.max_response_bytes:
             # Encoded already: the cap bounds what goes on the wire; the cost limit is what
@@ -277,6 +422,13 @@ class GraphQLView(GraphQL[RequestContext, None]):
             response.body = refusal.encode()
             response.headers["content-length"] = str(len(response.body))
         return response
+
+    def _within_cap(self, answer: GraphQLHTTPResponse) -> GraphQLHTTPResponse:
+        encoded = self.encode_json(answer)
+        size = len(encoded.encode() if isinstance(encoded, str) else encoded)
+        if size <= self.max_response_bytes:
+            return answer
+        return cast("GraphQLHTTPResponse", too_large(size, self.max_response_bytes))
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(GRAPHIQL_PAGE)
@@ -296,9 +448,14 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 request.state.unavailable = True
             if "EXECUTION_TIMEOUT" in codes:
                 request.state.graphql_status = 504
-            elif result.data is None and all(e.path is None for e in result.errors):
-                # Nothing was executed: the document or its variables were refused.
+            elif _refused_before_execution(result):
                 request.state.graphql_status = 400
+                if wants_graphql_response(request):
+                    # A request error, in the spec's words: execution never started, so the
+                    # answer has no `data` entry at all (application/json keeps `"data": null`).
+                    processed = await super().process_result(request, result)
+                    processed.pop("data", None)
+                    return processed
         return await super().process_result(request, result)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -316,10 +473,25 @@ class GraphQLView(GraphQL[RequestContext, None]):
             response = _error_response(400, str(error), code=error.code, maxLength=error.limit)
         except RateLimited as error:
             response = too_many_requests(error.retry_after)
+        except RequestRefused as error:
+            response = _error_response(
+                error.status, str(error), code=error.code, **error.extensions
+            )
         except HTTPException as error:
             response = _error_response(error.status_code, error.reason)
+        self._set_status(request, response)
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _set_status(request: Request, response: Response) -> None:
+        """The status and media type that what happened inside the request calls for."""
         retry_after = getattr(request.state, "retry_after", None)
-        if getattr(request.state, "unavailable", False):
+        if getattr(request.state, "batch", False):
+            # One status cannot tell several answers apart (and Apollo's BatchHttpLink fails
+            # every operation of a batch answered non-2xx): each answer carries its own errors.
+            if response.media_type == "application/json" and wants_graphql_response(request):
+                response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+        elif getattr(request.state, "unavailable", False):
             # Nothing could be answered, for a reason of the server's: every client's
             # retry logic knows 503.
             response.status_code = 503
@@ -334,7 +506,6 @@ class GraphQLView(GraphQL[RequestContext, None]):
             status = getattr(request.state, "graphql_status", None)
             if status is not None:
                 response.status_code = status
-        await response(scope, receive, send)
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         limit = self.max_body_bytes
@@ -356,6 +527,12 @@ class GraphQLView(GraphQL[RequestContext, None]):
             return message
 
         return counting
+
+
+def _refused_before_execution(result: ExecutionResult) -> bool:
+    """Nothing was executed: the document, its variables or its persisted hash were refused
+    (an error inside execution has a path; a timeout is told apart by its code)."""
+    return result.data is None and all(e.path is None for e in result.errors or ())
 
 
 def _error_response(

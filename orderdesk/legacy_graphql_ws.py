@@ -21,6 +21,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from handlers.rate_limit import RateLimited
 from orderdesk.bounded_sends import BoundedSends, limits_of, start_operation
 from orderdesk.operation_limits import TooManySockets, operation_type, timed_out
+from orderdesk.socket_operations import observed_operation
 from orderdesk.websocket_protocols import EXPIRED_CODE, SUBSCRIPTION, TOO_MANY_CODE, malformed
 
 logger = logging.getLogger("orderdesk.websocket")
@@ -128,6 +129,16 @@ class GraphQLWSHandler(BoundedSends, BaseGraphQLWSHandler[Any, Any]):
             await self.send_message(cast(OperationMessage, {"type": "ka", "payload": held}))
 
     async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        async with observed_operation(self, "graphql-ws", query, operation_name):
+            await self._handle_observed(operation_id, query, operation_name, variables)
+
+    async def _handle_observed(
         self,
         operation_id: str,
         query: str,

@@ -158,13 +158,14 @@ class RateLimits:
         if self._connections is not None:
             await self._connections.aclose()
 
-    async def admit_address(self, address: str) -> float | None:
-        """Every HTTP request and every websocket connect, by client address."""
-        return await self._count(self.per_address, address, spend=True)
+    async def admit_address(self, address: str, *, cost: int = 1) -> float | None:
+        """Every HTTP request and every websocket connect, by client address; a batch of N
+        operations costs N (the view spends the N - 1 beyond the request's own)."""
+        return await self._count(self.per_address, address, spend=True, cost=cost)
 
-    async def admit_identity(self, subject: str) -> float | None:
-        """Every request of a signed-in caller, by its subject."""
-        return await self._count(self.per_identity, subject, spend=True)
+    async def admit_identity(self, subject: str, *, cost: int = 1) -> float | None:
+        """Every request of a signed-in caller, by its subject (a batch: one per operation)."""
+        return await self._count(self.per_identity, subject, spend=True, cost=cost)
 
     async def admit_registration(self, address: str) -> float | None:
         """Each registerCustomer, by client address."""
@@ -179,12 +180,12 @@ class RateLimits:
         any token is verified, so a stranger guessing tokens is cut off, right or wrong."""
         return await self._count(self.failed_auths, address, spend=False)
 
-    async def _count(self, budget: Budget, key: str, *, spend: bool) -> float | None:
+    async def _count(self, budget: Budget, key: str, *, spend: bool, cost: int = 1) -> float | None:
         if self._down and time.monotonic() < self._retry_at:
             self._unchecked.inc()
             return None
         try:
-            wait = await (self._spend(budget, key) if spend else self._look(budget, key))
+            wait = await (self._spend(budget, key, cost) if spend else self._look(budget, key))
         except (StorageError, OSError) as error:
             self._store_failed(repr(getattr(error, "storage_error", error)))
             self._unchecked.inc()
@@ -196,9 +197,9 @@ class RateLimits:
             self._refused.labels(budget.name).inc()
         return wait
 
-    async def _spend(self, budget: Budget, key: str) -> float | None:
+    async def _spend(self, budget: Budget, key: str, cost: int = 1) -> float | None:
         for item in budget.limits:
-            if not await self.limiter.hit(item, budget.name, key):
+            if not await self.limiter.hit(item, budget.name, key, cost=cost):
                 return await self._wait(item, budget, key)
         return None
 

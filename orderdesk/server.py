@@ -9,9 +9,11 @@ whose X-Forwarded-For is believed, and what the logs may repeat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
+import signal
+import threading
+from types import FrameType
 from typing import Any, cast
 
 import uvicorn
@@ -21,6 +23,13 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
+from orderdesk.log_lines import (
+    AccessTextLines,
+    JsonLines,
+    RequestIdFilter,
+    TextLines,
+    UvicornTextLines,
+)
 from orderdesk.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -199,19 +208,33 @@ def _without_query(arg: object) -> object:
     return arg
 
 
-def log_config(level: str, *, app_logging: bool) -> dict[str, Any]:
-    """uvicorn's logging with the query strings cut; with `app_logging`, the root logger too,
-    so that the app's own lines are printed by every worker, which runs nothing but this."""
+def log_config(level: str, *, app_logging: bool, log_format: str = "text") -> dict[str, Any]:
+    """uvicorn's logging with the query strings cut and each line's request id, as text or
+    one JSON object a line (`log_format`, orderdesk/log_lines.py); with `app_logging`, the
+    root logger too, so that the app's own lines are printed by every worker, which runs
+    nothing but this."""
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"no_query_string": {"()": QueryStringFilter}}
+    config["filters"] = {
+        "no_query_string": {"()": QueryStringFilter},
+        "request_id": {"()": RequestIdFilter},
+    }
     config["loggers"]["uvicorn.access"]["filters"] = ["no_query_string"]
     config["loggers"]["uvicorn.error"]["filters"] = ["no_query_string"]
+    if log_format == "json":
+        json_lines = {"()": JsonLines}
+        config["formatters"] = {"default": json_lines, "access": json_lines, "app": json_lines}
+    else:
+        config["formatters"]["default"]["()"] = UvicornTextLines
+        config["formatters"]["access"]["()"] = AccessTextLines
+        config["formatters"]["app"] = {"()": TextLines, "fmt": LOG_FORMAT}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["request_id"]
     if app_logging:
-        config["formatters"]["app"] = {"format": LOG_FORMAT}
         config["handlers"]["app"] = {
             "formatter": "app",
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stderr",
+            "filters": ["request_id"],
         }
         config["root"] = {"handlers": ["app"], "level": level.upper()}
     return config
@@ -228,8 +251,9 @@ def server_config(
     app_logging: bool = False,
 ) -> ServerConfig:
     """The uvicorn Config that serves `app`: an ASGI app, or the import string of an app
-    factory (which several workers need). `log_level` defaults to the settings'; with
-    `app_logging` the root logger is configured too (pytest keeps its own)."""
+    factory (which several workers need). `log_level` and the lines' format are the
+    settings' unless given; with `app_logging` the root logger is configured too (pytest
+    keeps its own)."""
     level = (log_level or settings.log_level).lower()
     config = ServerConfig(
         app,
@@ -251,27 +275,51 @@ def server_config(
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
-        log_config=log_config(level, app_logging=app_logging),
+        log_config=log_config(level, app_logging=app_logging, log_format=settings.log_format),
         log_level=level,
     )
     config.header_timeout = settings.header_timeout
     return config
 
 
+class _Stopped(Exception):
+    """SIGTERM, which uvicorn raises again once it has shut down gracefully."""
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
 def run(config: ServerConfig) -> None:
-    """Serve until stopped, as uvicorn.run would with this config."""
+    """Serve until stopped, as uvicorn.run would with this config.
+
+    A stop asked for (SIGTERM, Ctrl+C) that shut down gracefully exits 0, which supervisors
+    read as a clean exit. uvicorn, once it has shut down, raises the signal again with the
+    handler it found: the default handler of SIGTERM would end the process with -SIGTERM
+    (143), so while it serves, SIGTERM's handler raises _Stopped, as SIGINT's raises
+    KeyboardInterrupt.
+    """
     server = uvicorn.Server(config)
     supervisor = None
-    with contextlib.suppress(KeyboardInterrupt):
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    # Signal handlers can be set in the main thread only (a test may serve from another).
+    previous = signal.signal(signal.SIGTERM, _stopped) if in_main_thread else None
+    stopped = False
+    try:
         if config.workers > 1:
             supervisor = Multiprocess(config, sockets=[config.bind_socket()])
             supervisor.run()
         else:
             server.run()
+    except (KeyboardInterrupt, _Stopped):
+        stopped = True  # asked to: a stop before the start is not a failure to start
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     # A worker that could not start stops the whole server, and a supervisor (systemd, a
     # container runtime) must see it as a failure, not a clean exit.
     if supervisor is not None:
         if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
             raise SystemExit(STARTUP_FAILURE)
-    elif not server.started:
+    elif not server.started and not stopped:
         raise SystemExit(STARTUP_FAILURE)

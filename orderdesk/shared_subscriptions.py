@@ -100,6 +100,8 @@ class SharedSubscriptions:
         self.queue_size = queue_size
         self._parse = parse
         self._groups: dict[Hashable, _Group] = {}
+        self.fanned_out: Callable[[int], None] | None = None
+        """Told how many sockets each event's frame went to (a metric; set by the app)."""
 
     def key(
         self,
@@ -181,6 +183,8 @@ class SharedSubscriptions:
                     frame = _next_frame(result)
                     for member in group.members:
                         member.offer(frame)
+                    if self.fanned_out is not None and group.members:
+                        self.fanned_out(len(group.members))
         except asyncio.CancelledError:
             raise
         except Exception:

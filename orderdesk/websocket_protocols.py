@@ -11,11 +11,10 @@ shape, and the way to abort a connection.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from graphql import OperationType
 from strawberry.asgi import ASGIWebSocketAdapter
@@ -106,8 +105,11 @@ def find_transport_abort(send: Callable[..., Any]) -> Callable[[], None] | None:
             continue
         seen.add(id(candidate))
         transport = getattr(getattr(candidate, "__self__", None), "transport", None)
-        if isinstance(transport, asyncio.Transport):
-            return transport.abort
+        # By what it can do, not by its class: uvloop's transports (uvicorn's default loop)
+        # are not asyncio.Transport subclasses.
+        abort = getattr(transport, "abort", None)
+        if callable(abort) and callable(getattr(transport, "is_closing", None)):
+            return cast(Callable[[], None], abort)
         for cell in getattr(candidate, "__closure__", None) or ():
             with contextlib.suppress(ValueError):
                 if callable(cell.cell_contents):

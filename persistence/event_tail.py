@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.event_log import EventLog, StoredEvent
+from persistence.projection_lag import HeadSightings
 from persistence.tables import projection_checkpoints
 
 logger = logging.getLogger("orderdesk.event_tail")
@@ -168,6 +169,7 @@ class EventTail:
         replay_batch_size: int = 100,
         replay_reads: int = 2,
         reads: Sequence[str] = (),
+        fanned_out: Callable[[int], None] | None = None,
     ) -> None:
         self._log = log
         self._log_engine = log_engine
@@ -187,6 +189,9 @@ class EventTail:
         self._subscribers: set[_Subscriber] = set()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._fanned_out = fanned_out
+        """Told how many live events were handed to subscribers, once a batch (a metric)."""
+        self._bounds = HeadSightings()
 
     @property
     def position(self) -> int:
@@ -195,6 +200,12 @@ class EventTail:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    def lag(self) -> tuple[int, float]:
+        """How far the live deliveries are behind the read models the tail follows:
+        positions they have applied that the tail has not fanned out yet, and seconds since
+        the first of them was applied (0, 0 when caught up)."""
+        return self._bounds.behind(self._position)
 
     @property
     def held_back(self) -> HeldBack | None:
@@ -227,6 +238,7 @@ class EventTail:
         it is delivered, live or replayed, until the rebuild has passed it again.
         """
         self._held_by = tuple(parked)
+        self._bounds.heard(position)
         if position != self._bound:
             self._bound = position
             self._move_bound()
@@ -369,17 +381,23 @@ class EventTail:
                         # Nobody to deliver to: skip the reads. A subscriber that comes later
                         # and asks for these events replays them from the log (`subscribe`).
                         self._position = self._bound
+                        self._bounds.forget_through(self._position)
                         break
                     batch = await self._read(
                         after=self._position, up_to=self._bound, limit=self._batch_size
                     )
                     if not batch:
                         break
+                    offered = 0
                     for event in batch:
                         for subscriber in self._subscribers:
                             if subscriber.matches(event):
                                 subscriber.offer(event)
+                                offered += 1
                     self._position = batch[-1].position
+                    if offered and self._fanned_out is not None:
+                        self._fanned_out(offered)
+                    self._bounds.forget_through(self._position)
                     # SQLite runs in the loop's thread: let requests in between batches.
                     await asyncio.sleep(0)
             except Exception:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.checkpoints import ADVANCE, LOCK, checkpoint_rows, mark_parked
@@ -23,6 +24,10 @@ from persistence.projection_states import ProjectionStates
 logger = logging.getLogger("orderdesk.projector")
 
 Apply = Callable[[AsyncConnection, StoredEvent], Awaitable[None]]
+
+CORRELATION_IDS_SHOWN = 20
+"""The most correlation ids a batch's span names; a batch of many requests' events names
+the first ones, with the count beside them."""
 
 
 class _CheckpointMoved(Exception):
@@ -40,6 +45,8 @@ class ProjectionBatches:
     states: ProjectionStates
     max_attempts: int
     retry_delay: float
+    tracer: Tracer | None = None
+    """Each batch is a span when tracing is on (orderdesk/tracing.py); None costs nothing."""
 
     async def apply(self, name: str, apply: Apply, events: list[StoredEvent]) -> None:
         """Apply to projection `name` those of `events` past its checkpoint."""
@@ -47,6 +54,33 @@ class ProjectionBatches:
         todo = [event for event in events if event.position > checkpoint]
         if not todo:
             return
+        if self.tracer is None:
+            await self._apply(name, apply, checkpoint, todo)
+            return
+        # Not under the request's span (the projector has its own task), but tied to the
+        # requests whose events it applies by their correlation ids.
+        correlation_ids = list(dict.fromkeys(event.correlation_id for event in todo))
+        attributes: dict[str, str | int | list[str]] = {
+            "orderdesk.projection": name,
+            "orderdesk.batch.events": len(todo),
+            "orderdesk.batch.first_position": todo[0].position,
+            "orderdesk.batch.last_position": todo[-1].position,
+            "orderdesk.correlation_ids": correlation_ids[:CORRELATION_IDS_SHOWN],
+            "orderdesk.correlation_id_count": len(correlation_ids),
+        }
+        if len(correlation_ids) == 1:
+            attributes["orderdesk.correlation_id"] = correlation_ids[0]
+        with self.tracer.start_as_current_span(
+            f"projection batch {name}", attributes=attributes
+        ) as span:
+            outcome = await self._apply(name, apply, checkpoint, todo)
+            span.set_attribute("orderdesk.outcome", outcome)
+
+    async def _apply(
+        self, name: str, apply: Apply, checkpoint: int, todo: list[StoredEvent]
+    ) -> str:
+        """Apply `todo`, from `checkpoint`: `applied`, `skipped` (another process or a rebuild
+        moved the checkpoint first) or `failed` (retried, or parked)."""
         me = self.leases.me
         try:
             async with self.engine.begin() as connection:
@@ -73,17 +107,18 @@ class ProjectionBatches:
                     raise _CheckpointMoved
         except _CheckpointMoved:
             await self._reload_checkpoint(name)
-            return
+            return "skipped"
         except Exception as error:
             # A rebuild may have taken the lease and emptied the tables under this batch:
             # a lost race, not a broken projection.
             await self._reload_checkpoint(name)
             if self.states.checkpoints[name] != checkpoint or not self.leases.holds(name):
-                return
+                return "skipped"
             await self._failed(name, todo[0], error)
-            return
+            return "failed"
         self.states.checkpoints[name] = todo[-1].position
         self.states.failures.pop(name, None)
+        return "applied"
 
     async def _failed(self, name: str, event: StoredEvent, error: Exception) -> None:
         """Retry with backoff, then park: a broken projection must not stop the others or writes."""

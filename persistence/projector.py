@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
 from sqlalchemy import Table, delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +26,7 @@ from persistence.checkpoints import (
 )
 from persistence.event_log import EventLog, StoredEvent
 from persistence.projection_batches import Apply, ProjectionBatches
+from persistence.projection_lag import HeadSightings
 from persistence.projection_leases import Leases
 from persistence.projection_progress import Progress, ProjectionProgress
 from persistence.projection_states import ProjectionStates, ProjectionStatus, stored_statuses
@@ -94,6 +96,7 @@ class Projector:
         lease_timeout: float = 3.0,
         changes: ReadModelChanges | None = None,
         leases: Leases | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._log = log
         self._log_engine = log_engine
@@ -119,7 +122,9 @@ class Projector:
             states=self._states,
             max_attempts=max_attempts,
             retry_delay=retry_delay,
+            tracer=tracer,
         )
+        self._head = HeadSightings()
         self._progress = ProjectionProgress(self._states, self._notices)
         self._rounds = Rounds(poll_interval)
 
@@ -145,7 +150,18 @@ class Projector:
         """New events may be in the log (up to `position`, if known): look now instead of
         at the next poll, and, for projections another process applies, keep looking at
         its checkpoint until it has passed `position`."""
+        if position is not None:
+            self._head.heard(position)
         self._rounds.wake(position)
+
+    def lag(self) -> list[tuple[str, int, float]]:
+        """Each projection's lag behind the log's head as this process knows it: positions,
+        and seconds since the oldest event it has not applied was heard of here
+        (persistence/projection_lag.py)."""
+        checkpoints = self._states.checkpoints
+        if checkpoints:
+            self._head.forget_through(min(checkpoints.values()))
+        return [(p.name, *self._head.behind(checkpoints.get(p.name, 0))) for p in self._projections]
 
     async def start(self) -> None:
         await self._load_checkpoints()
@@ -217,6 +233,7 @@ class Projector:
                 self._rounds.looked()
                 async with self._checkpoint_engine.connect() as connection:
                     self._states.take(await checkpoint_rows(connection))
+                self._head.forget_through(min(self._states.checkpoints.values(), default=0))
                 if any(self._leases.claimable(p.name) for p in self._projections):
                     # Its leader let go, or died on this host: take over now, not at the
                     # next poll, as a write here is waiting.
@@ -348,8 +365,11 @@ class Projector:
         start = min(self._states.checkpoints[p.name] for p in leading)
         async with self._log_engine.connect() as connection:
             events = await self._log.read(connection, after=start, limit=self._batch_size)
+        if events:
+            self._head.heard(events[-1].position)
         for projection in leading:
             await self._batches.apply(projection.name, projection.apply, events)
+        self._head.forget_through(min(self._states.checkpoints.values(), default=0))
         # Even with no new events: a mark held back by a failed `changes` moves on now.
         await self._progress.publish(start, events)
         return bool(events)

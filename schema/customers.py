@@ -20,10 +20,10 @@ from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
 from handlers.written import Written
 from mediator import Context
 from schema.context import Info, Loaders
-from schema.errors import CommandError
+from schema.errors import Error, ValidationError
 from schema.messages import ask, read_back, run_command
 from schema.nodes import CUSTOMER, Customer, CustomerConnection, load_customer
-from schema.pagination import Edge, page_info
+from schema.pagination import AFTER, FIRST, Edge, page_info
 
 
 @strawberry.type
@@ -35,11 +35,8 @@ class CustomerListQueries:
     async def customers(
         self,
         info: Info,
-        first: int = DEFAULT_PAGE_SIZE,
-        after: Annotated[
-            str | None,
-            strawberry.argument(description="The cursor of the row to continue after."),
-        ] = None,
+        first: Annotated[int, strawberry.argument(description=FIRST)] = DEFAULT_PAGE_SIZE,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
         search: Annotated[
             str | None,
             strawberry.argument(
@@ -70,13 +67,20 @@ class CustomerQueries(CustomerListQueries):
         return await load_customer(info.context.loaders, caller.customer_id)
 
     @strawberry.field(description="A customer by id: staff see all, a customer only itself.")
-    async def customer(self, info: Info, id: relay.GlobalID) -> Customer | None:
+    async def customer(
+        self,
+        info: Info,
+        id: Annotated[
+            relay.GlobalID,
+            strawberry.argument(description="The customer's global id (Customer.id)."),
+        ],
+    ) -> Customer | None:
         if id.type_name != CUSTOMER:
             return None
         return await load_customer(info.context.loaders, id.node_id)
 
 
-@strawberry.input
+@strawberry.input(description="Who is registering.")
 class RegisterCustomerInput:
     name: str = strawberry.field(description=f"1 to {MAX_NAME} characters.")
     email: str = strawberry.field(
@@ -93,7 +97,7 @@ class RegisterCustomerInput:
         return RegisterCustomer(**asdict(self))
 
 
-@strawberry.type
+@strawberry.type(description="The customer is registered (now, or by the first of its retries).")
 class RegisterCustomerSuccess:
     customer: Customer = strawberry.field(
         description="The new customer; when `replayed`, as it was when it was registered."
@@ -110,17 +114,31 @@ class RegisterCustomerSuccess:
     )
 
 
+# Anyone may register and nothing it names must exist: a refusal is only ever the input's.
 RegisterCustomerResult = Annotated[
-    RegisterCustomerSuccess | CommandError, strawberry.union("RegisterCustomerResult")
+    RegisterCustomerSuccess | ValidationError,
+    strawberry.union(
+        "RegisterCustomerResult",
+        description="The new customer with its token, or a ValidationError (the name, the "
+        "email, an email already registered, or an idempotencyKey used for other input).",
+    ),
 ]
 
 
 @strawberry.type
 class CustomerMutations:
-    @strawberry.mutation
+    @strawberry.mutation(
+        graphql_type=RegisterCustomerResult,
+        description="Register a new customer; anyone may, signed in or not. The answer carries "
+        "the customer's access token, once.",
+    )
     async def register_customer(
-        self, info: Info, input: RegisterCustomerInput
-    ) -> RegisterCustomerResult:
+        self,
+        info: Info,
+        input: Annotated[
+            RegisterCustomerInput, strawberry.argument(description="The new customer.")
+        ],
+    ) -> RegisterCustomerSuccess | Error:
         async def success(written: Written) -> RegisterCustomerSuccess:
             # The caller may be anonymous; the new customer is read as itself.
             as_customer = Context(
@@ -148,4 +166,4 @@ class CustomerMutations:
                 replayed=False,
             )
 
-        return await run_command(info, input.command, success)
+        return await run_command(info, input.command, success, RegisterCustomerResult)

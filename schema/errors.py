@@ -30,47 +30,88 @@ from schema.ids import global_id
 logger = logging.getLogger("orderdesk.graphql")
 
 
-@strawberry.interface(name="Error")
+@strawberry.interface(
+    name="Error",
+    description="What every typed error of a mutation's result shares. Select `... on Error "
+    "{ message }` to show any refusal, and the concrete types for what to do about it.",
+)
 class Error:
-    message: str
+    message: str = strawberry.field(
+        description="What went wrong, in English, for a person to read; not for matching in "
+        "code (use __typename and the error's fields)."
+    )
 
 
-@strawberry.type
+@strawberry.type(description="One invalid input field and what is wrong with it.")
 class FieldError:
-    path: list[str]
-    message: str
+    path: list[str] = strawberry.field(
+        description="The field, from the mutation's `input` down, in the input's own names "
+        'and list indexes: ["lines", "2", "quantity"], ["shippingAddress", "postalCode"].'
+    )
+    message: str = strawberry.field(
+        description='What is wrong with the field, for a person: "must be 1 to 1000".'
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description="The input was refused and nothing was changed: fix the fields and send it "
+    "again. Every problem is reported at once."
+)
 class ValidationError(Error):
-    fields: list[FieldError]
+    fields: list[FieldError] = strawberry.field(
+        description="Each invalid field with its problem; at least one."
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description="An id in the input names nothing the caller can act on: it never existed, it "
+    "was deleted, it is an id of another type, or it is another customer's order."
+)
 class NotFoundError(Error):
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(
+        description="The global id of what was not found (for an order placed for an unknown "
+        "customer, the customer's)."
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description="The entity changed since the caller read it: `expectedVersion` is no longer "
+    "its version. Nothing was changed; read it again, and decide again."
+)
 class ConflictError(Error):
-    expected_version: int
-    actual_version: int
+    expected_version: int = strawberry.field(description="The version the input expected.")
+    actual_version: int = strawberry.field(description="The entity's version now.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="A product has less stock than an order line asks for. Nothing was reserved, "
+    "for any line; the order was not placed."
+)
 class OutOfStockError(Error):
-    product_id: strawberry.ID
-    requested: int
-    available: int
+    product_id: strawberry.ID = strawberry.field(
+        description="The global id of the product that is short (the first one, if several)."
+    )
+    requested: int = strawberry.field(description="The quantity the order line asked for.")
+    available: int = strawberry.field(description="The product's stock now.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="The order cannot make this move from its current status (see OrderStatus). "
+    "Nothing was changed."
+)
 class InvalidTransitionError(Error):
-    from_: str = strawberry.field(name="from")
-    to: str
+    from_: str = strawberry.field(
+        name="from", description="The order's status now, an OrderStatus name such as SHIPPED."
+    )
+    to: str = strawberry.field(
+        description="The status the mutation would have moved it to, such as CANCELLED."
+    )
 
 
-@strawberry.type
+@strawberry.type(
+    description="The caller may not do this: a customer doing what only staff may, or ordering "
+    "for another customer, or an anonymous caller doing what needs signing in."
+)
 class NotAuthorizedError(Error):
     pass
 
@@ -83,6 +124,8 @@ CommandError = (
     | InvalidTransitionError
     | NotAuthorizedError
 )
+"""Every typed error a command's refusal can become. Not a GraphQL type: each mutation's
+result union names the part of it that mutation can return (schema/results.py)."""
 
 
 def graphql_name(name: str) -> str:
@@ -118,24 +161,44 @@ def typed_error(error: DomainError) -> CommandError:
         )
     if isinstance(error, NotFound):
         return NotFoundError(
-            message=error.message, id=strawberry.ID(global_id(error.kind, error.entity_id))
+            message=f"there is no {error.kind.lower()} with the id {_id_of(error)}",
+            id=strawberry.ID(_id_of(error)),
         )
     if isinstance(error, VersionConflict):
         return ConflictError(
-            message=error.message, expected_version=error.expected, actual_version=error.actual
+            message=f"{_named(error)} is at version {error.actual}, not the expected "
+            f"{error.expected}: it changed meanwhile; read it again before changing it",
+            expected_version=error.expected,
+            actual_version=error.actual,
         )
     if isinstance(error, OutOfStock):
+        product = global_id("Product", error.product_id)
         return OutOfStockError(
-            message=error.message,
-            product_id=strawberry.ID(global_id("Product", error.product_id)),
+            message=f"product {product} has {error.available} in stock, fewer than the "
+            f"{error.requested} asked for",
+            product_id=strawberry.ID(product),
             requested=error.requested,
             available=error.available,
         )
     if isinstance(error, InvalidTransition):
-        return InvalidTransitionError(message=error.message, from_=error.current, to=error.wanted)
+        return InvalidTransitionError(
+            message=f"{_named(error)} is {error.current} and cannot become {error.wanted}",
+            from_=error.current,
+            to=error.wanted,
+        )
     if isinstance(error, NotAuthorized):
         return NotAuthorizedError(message=error.message)
     raise TypeError(f"no GraphQL type for {type(error).__name__}") from error
+
+
+# What the domain's errors say is for operators, by internal id; a client reads the
+# messages written here, which name each entity by the global id it knows it by.
+def _id_of(error: NotFound | VersionConflict | InvalidTransition) -> str:
+    return global_id(error.kind, error.entity_id)
+
+
+def _named(error: VersionConflict | InvalidTransition) -> str:
+    return f"{error.kind.lower()} {_id_of(error)}"
 
 
 class UserInputError(GraphQLError):
@@ -222,10 +285,23 @@ def add_codes(errors: list[GraphQLError]) -> None:
             error.extensions = {**(error.extensions or {}), "code": _code_of(error)}
             original = error.original_error
             if isinstance(original, ReadModelLagging) and original.written is not None:
+                error.message = _lagging_message(original.written)
                 error.extensions.update(_what_was_written(original.written))
             if isinstance(original, RateLimited):
                 # The HTTP view answers 429 with this as Retry-After.
                 error.extensions["retryAfter"] = original.seconds
+
+
+def _lagging_message(written: Written) -> str:
+    """What a committed write whose result cannot be shown says: the entity by its global
+    id (the exception's own text, for the log, has the internal one)."""
+    what = "the write"
+    if written.kind is not None:
+        what = f"{written.kind.lower()} {global_id(written.kind, written.entity_id)}"
+    return (
+        f"{what} was saved at version {written.version} but cannot be shown yet; read it "
+        "again shortly, without repeating the mutation"
+    )
 
 
 def _what_was_written(written: Written) -> dict[str, object]:

@@ -18,7 +18,8 @@ from handlers.streams import PositionNotReached, ReplayTooLong, SubscriberTooSlo
 from handlers.written import Written
 from mediator import Command, Request, StreamRequest
 from schema.context import Info, Loaders
-from schema.errors import CommandError, UserInputError, access_error, bad_user_input, typed_error
+from schema.errors import Error, UserInputError, access_error, bad_user_input
+from schema.results import refusal
 
 logger = logging.getLogger("orderdesk.graphql")
 
@@ -27,17 +28,21 @@ S = TypeVar("S")
 
 
 async def run_command(
-    info: Info, build: Callable[[], Command[Written]], present: Callable[[Written], Awaitable[S]]
-) -> S | CommandError:
+    info: Info,
+    build: Callable[[], Command[Written]],
+    present: Callable[[Written], Awaitable[S]],
+    result: object,
+) -> S | Error:
     """Build a command and send it; present its success, or return its refusal (in building
-    it too: an id of another type names nothing) as a typed error."""
+    it too: an id of another type names nothing) as a typed error, one of those the
+    mutation's `result` union lists (schema/results.py)."""
     try:
         command = build()
         # A copy per command: behaviors keep per-command state (the unit of work, the
         # idempotency claim) on it, and a websocket runs many operations on one context.
         written = await info.context.mediator.send(command, info.context.ctx.copy())
     except DomainError as error:
-        return typed_error(error)
+        return refusal(error, result, info.field_name)
     try:
         return await present(written)
     except (ReadModelLagging, GraphQLError):

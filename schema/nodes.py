@@ -16,7 +16,6 @@ from strawberry import relay
 from domain.customers import Customer as CustomerAggregate
 from domain.errors import ValidationFailed
 from domain.orders import Order as OrderAggregate
-from domain.orders import OrderStatus
 from domain.products import Product as ProductAggregate
 from handlers.customers import CountCustomers, CustomerView
 from handlers.orders import (
@@ -24,35 +23,56 @@ from handlers.orders import (
     ListOrders,
     OrderFilter,
     OrderLineView,
-    OrderSort,
     OrderView,
 )
 from handlers.paging import DEFAULT_PAGE_SIZE, Page, Slice, check_page_size
 from handlers.products import ProductView
 from schema.context import CustomerOrdersKey, Info, Loaders
+from schema.enums import OrderSort, OrderStatus
 from schema.errors import bad_user_input
 from schema.messages import ask
 from schema.money import Address, Money
-from schema.pagination import Edge, PageInfo, page_info
+from schema.pagination import FIRST, Edge, PageInfo, page_info
 from schema.prefetch import resolved, selects, settle
 
 PRODUCT = ProductAggregate.kind
-ORDER_AFTER = "The cursor of the order to continue after, from this list in this sort order."
+ORDER_AFTER = (
+    "The `cursor` of the last order already shown (`pageInfo.endCursor`), from this list in "
+    "this sort order; null for the first page. A cursor from another list or sort is "
+    "BAD_USER_INPUT."
+)
+VERSION = (
+    "Starts at 1 and increases by one with every change; pass it as `expectedVersion` to "
+    "change the entity only if nobody else has changed it since you read it."
+)
 
 
-@strawberry.type
+@strawberry.type(description="Something the shop sells, with its current price and stock.")
 class Product(relay.Node):
     id: relay.NodeID[str]
-    sku: str
-    name: str
-    description: str
-    price: Money
-    stock: int
-    version: int = strawberry.field(
-        description="Increases with every change; pass it as expectedVersion to change safely."
+    sku: str = strawberry.field(
+        description="The stock-keeping unit: 1 to 64 letters, digits, '.', '_' or '-', unique "
+        "across products (a deleted product keeps its SKU)."
     )
-    created_at: datetime
-    updated_at: datetime
+    name: str = strawberry.field(description="The display name, 1 to 200 characters.")
+    description: str = strawberry.field(
+        description="Free text of at most 5000 characters; an empty string when there is none."
+    )
+    price: Money = strawberry.field(
+        description="The current unit price. Orders keep the price they were placed at."
+    )
+    stock: int = strawberry.field(
+        description="Units on hand and not reserved by an order: placing an order takes its "
+        "quantity off, cancelling gives it back. Never negative."
+    )
+    version: int = strawberry.field(
+        description=f"{VERSION} An order reserving or giving back its stock is a change too."
+    )
+    created_at: datetime = strawberry.field(description="When the product was created.")
+    updated_at: datetime = strawberry.field(
+        description="When the product last changed (its details, a restock, or an order "
+        "reserving or giving back stock); equals createdAt until then."
+    )
 
     @classmethod
     def from_view(cls, view: ProductView) -> Self:
@@ -76,27 +96,41 @@ class Product(relay.Node):
         return [cls.from_view(v) if v is not None and not v.deleted else None for v in views]
 
 
-@strawberry.type
+@strawberry.type(description="A page of products, in the order the query's `sort` asked for.")
 class ProductConnection:
-    edges: list[Edge[Product]]
-    page_info: PageInfo
-    total_count: int
+    edges: list[Edge[Product]] = strawberry.field(
+        description="The products on this page, each with its cursor; empty past the end."
+    )
+    page_info: PageInfo = strawberry.field(description="Where this page is in the list.")
+    total_count: int = strawberry.field(
+        description="How many products match the query's filters, all pages together."
+    )
 
 
 CUSTOMER = CustomerAggregate.kind
 
 
-@strawberry.type
+@strawberry.type(
+    description="Someone who places orders. Staff see every customer; a customer sees only itself."
+)
 class Customer(relay.Node):
     id: relay.NodeID[str]
-    name: str
-    email: str
-    registered_at: datetime
-    order_count: int
-    lifetime_value: Money = strawberry.field(
-        description="What the customer's orders add up to, less those withdrawn (cancelled)."
+    name: str = strawberry.field(description="The name given at registration, trimmed.")
+    email: str = strawberry.field(
+        description="The email address given at registration, in lower case; unique."
     )
-    version: int
+    registered_at: datetime = strawberry.field(description="When the customer registered.")
+    order_count: int = strawberry.field(
+        description="How many orders the customer has placed, cancelled ones included."
+    )
+    lifetime_value: Money = strawberry.field(
+        description="What the customer's orders add up to, less those withdrawn (cancelled), "
+        "in the currency of its first order (orders in other currencies are not added). "
+        "0.00 USD before the first order."
+    )
+    version: int = strawberry.field(
+        description="Increases with every change to the customer itself (registering is 1)."
+    )
 
     @strawberry.field(
         description="The customer's orders, a page at a time (at most 100 per page). The "
@@ -105,10 +139,15 @@ class Customer(relay.Node):
     async def orders(
         self,
         info: Info,
-        first: int = DEFAULT_PAGE_SIZE,
+        first: Annotated[int, strawberry.argument(description=FIRST)] = DEFAULT_PAGE_SIZE,
         after: Annotated[str | None, strawberry.argument(description=ORDER_AFTER)] = None,
-        status: OrderStatus | None = None,
-        sort: OrderSort = OrderSort.NEWEST,
+        status: Annotated[
+            OrderStatus | None,
+            strawberry.argument(description="Only orders in this status; null for all."),
+        ] = None,
+        sort: Annotated[
+            OrderSort, strawberry.argument(description="The order of the list (newest first).")
+        ] = OrderSort.NEWEST,
     ) -> OrderConnection:
         return await customer_orders(info, self.id, first, after, status, sort)
 
@@ -140,10 +179,12 @@ async def load_customer(loaders: Loaders, customer_id: str) -> Customer | None:
 # ---------------------------------------------------------------- queries: lists
 
 
-@strawberry.type
+@strawberry.type(description="A page of customers, by name (then id).")
 class CustomerConnection:
-    edges: list[Edge[Customer]]
-    page_info: PageInfo
+    edges: list[Edge[Customer]] = strawberry.field(
+        description="The customers on this page, each with its cursor; empty past the end."
+    )
+    page_info: PageInfo = strawberry.field(description="Where this page is in the list.")
     search: strawberry.Private[str | None]
 
     @strawberry.field(description="How many customers match, all pages together.")
@@ -153,18 +194,13 @@ class CustomerConnection:
 
 ORDER = OrderAggregate.kind
 
-# In place: the domain's enum is the GraphQL enum, so annotations name it and a status the
-# domain adds is in the schema without a line here.
-strawberry.enum(OrderStatus, name="OrderStatus")
-strawberry.enum(OrderSort, name="OrderSort")
 
-
-@strawberry.type
+@strawberry.type(description="One product of an order, as it was when the order was placed.")
 class OrderLine:
     product_name: str = strawberry.field(description="The name when the order was placed.")
     unit_price: Money = strawberry.field(description="The price when the order was placed.")
-    quantity: int
-    line_total: Money
+    quantity: int = strawberry.field(description="How many units were ordered: 1 to 1000.")
+    line_total: Money = strawberry.field(description="unitPrice times quantity, exactly.")
     product_id: strawberry.Private[str]
 
     @strawberry.field(
@@ -185,26 +221,41 @@ class OrderLine:
         )
 
 
-@strawberry.type
+@strawberry.type(
+    description="A customer's order: its lines, copied from the catalog when it was placed, and "
+    "where it is on its way to delivery. A customer sees only its own orders."
+)
 class Order(relay.Node):
     id: relay.NodeID[str]
-    status: OrderStatus
-    line_count: int
-    total: Money
-    shipping_address: Address
-    special_instructions: str
-    placed_at: datetime
-    updated_at: datetime
-    version: int = strawberry.field(
-        description="Increases with every change; pass it as expectedVersion to change safely."
+    status: OrderStatus = strawberry.field(description="Where the order is now.")
+    line_count: int = strawberry.field(
+        description="How many lines the order has (1 to 50), without loading them."
     )
+    total: Money = strawberry.field(
+        description="The sum of the lines' totals, in the one currency of all its lines."
+    )
+    shipping_address: Address = strawberry.field(description="Where the order is shipped.")
+    special_instructions: str = strawberry.field(
+        description="The customer's note for the order, at most 2000 characters; an empty "
+        "string when there is none."
+    )
+    placed_at: datetime = strawberry.field(description="When the order was placed.")
+    updated_at: datetime = strawberry.field(
+        description="When the order last changed status; equals placedAt until then."
+    )
+    version: int = strawberry.field(description=VERSION)
     customer_id: strawberry.Private[str]
 
-    @strawberry.field(graphql_type=Customer | None)
+    @strawberry.field(
+        graphql_type=Customer | None,
+        description="Who placed the order; null only if the caller may not see that customer.",
+    )
     def customer(self, info: Info) -> Customer | Awaitable[Customer | None] | None:
         return resolved(info.context.loaders.customers.load(self.customer_id), _customer)
 
-    @strawberry.field(graphql_type=list[OrderLine])
+    @strawberry.field(
+        graphql_type=list[OrderLine], description="The order's lines, in the order they were given."
+    )
     def lines(self, info: Info) -> list[OrderLine] | Awaitable[list[OrderLine]]:
         return resolved(info.context.loaders.order_lines.load(self.id), _lines)
 
@@ -234,10 +285,12 @@ class Order(relay.Node):
 # ---------------------------------------------------------------- queries: lists
 
 
-@strawberry.type
+@strawberry.type(description="A page of orders, in the order the query's `sort` asked for.")
 class OrderConnection:
-    edges: list[Edge[Order]]
-    page_info: PageInfo
+    edges: list[Edge[Order]] = strawberry.field(
+        description="The orders on this page, each with its cursor; empty past the end."
+    )
+    page_info: PageInfo = strawberry.field(description="Where this page is in the list.")
     known_total: strawberry.Private[int | None]
     filter: strawberry.Private[OrderFilter]
 

@@ -12,7 +12,7 @@ import strawberry
 from strawberry import relay
 
 from domain.errors import FieldIssue, ValidationFailed
-from domain.orders import MAX_ADDRESS_FIELD, MAX_INSTRUCTIONS, MAX_REASON, Address, OrderStatus
+from domain.orders import MAX_ADDRESS_FIELD, MAX_INSTRUCTIONS, MAX_REASON, Address
 from handlers.idempotency import MAX_KEY_LENGTH
 from handlers.orders import (
     CancelOrder,
@@ -20,10 +20,8 @@ from handlers.orders import (
     DeliverOrder,
     LineRequest,
     ListOrders,
-    OrderChangeType,
     OrderEventView,
     OrderFilter,
-    OrderSort,
     PlaceOrder,
     ShipOrder,
     WatchOrders,
@@ -32,11 +30,21 @@ from handlers.paging import DEFAULT_PAGE_SIZE
 from handlers.written import Written
 from mediator import Command
 from schema.context import Info, Loaders
-from schema.errors import CommandError, UserInputError
+from schema.enums import OrderChangeType, OrderSort, OrderStatus
+from schema.errors import (
+    ConflictError,
+    Error,
+    InvalidTransitionError,
+    NotAuthorizedError,
+    NotFoundError,
+    OutOfStockError,
+    UserInputError,
+    ValidationError,
+)
 from schema.ids import local_id
 from schema.messages import ask, read_back, run_command, watch
 from schema.nodes import CUSTOMER, ORDER, PRODUCT, Order, OrderConnection, order_connection
-from schema.pagination import AFTER, parse_position
+from schema.pagination import AFTER, AFTER_POSITION, FIRST, POSITION, parse_position
 
 
 @strawberry.type
@@ -49,13 +57,30 @@ class OrderListQueries:
     async def orders(
         self,
         info: Info,
-        first: int = DEFAULT_PAGE_SIZE,
+        first: Annotated[int, strawberry.argument(description=FIRST)] = DEFAULT_PAGE_SIZE,
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
-        customer_id: relay.GlobalID | None = None,
-        status: OrderStatus | None = None,
-        placed_after: datetime | None = None,
-        placed_before: datetime | None = None,
-        sort: OrderSort = OrderSort.NEWEST,
+        customer_id: Annotated[
+            relay.GlobalID | None,
+            strawberry.argument(
+                description="Only this customer's orders (Customer.id); null for all the caller "
+                "may see. Another type's id is BAD_USER_INPUT."
+            ),
+        ] = None,
+        status: Annotated[
+            OrderStatus | None,
+            strawberry.argument(description="Only orders in this status; null for all."),
+        ] = None,
+        placed_after: Annotated[
+            datetime | None,
+            strawberry.argument(description="Only orders placed at or after this instant."),
+        ] = None,
+        placed_before: Annotated[
+            datetime | None,
+            strawberry.argument(description="Only orders placed before this instant."),
+        ] = None,
+        sort: Annotated[
+            OrderSort, strawberry.argument(description="The order of the list (newest first).")
+        ] = OrderSort.NEWEST,
     ) -> OrderConnection:
         if customer_id is not None and customer_id.type_name != CUSTOMER:
             raise UserInputError(
@@ -74,24 +99,33 @@ class OrderListQueries:
 @strawberry.type
 class OrderQueries(OrderListQueries):
     @strawberry.field(description="An order by id; another customer's order reads as null.")
-    async def order(self, info: Info, id: relay.GlobalID) -> Order | None:
+    async def order(
+        self,
+        info: Info,
+        id: Annotated[
+            relay.GlobalID, strawberry.argument(description="The order's global id (Order.id).")
+        ],
+    ) -> Order | None:
         if id.type_name != ORDER:
             return None
         view = await info.context.loaders.orders.load(id.node_id)
         return Order.from_view(view) if view is not None else None
 
 
-@strawberry.input
+@strawberry.input(description="One product of a new order.")
 class OrderLineInput:
-    product_id: relay.GlobalID
-    quantity: int
+    product_id: relay.GlobalID = strawberry.field(
+        description="The product's global id (Product.id); each product on one line only. A "
+        "deleted or unknown product is a ValidationError on this field."
+    )
+    quantity: int = strawberry.field(description="How many units: 1 to 1000.")
 
 
 def _up_to(field: str) -> str:
     return f"1 to {MAX_ADDRESS_FIELD[field]} characters."
 
 
-@strawberry.input
+@strawberry.input(description="Where to ship an order.")
 class AddressInput:
     street: str = strawberry.field(description=_up_to("street"))
     city: str = strawberry.field(description=_up_to("city"))
@@ -102,10 +136,12 @@ class AddressInput:
     )
 
 
-@strawberry.input
+@strawberry.input(description="A new order.")
 class PlaceOrderInput:
-    lines: list[OrderLineInput]
-    shipping_address: AddressInput
+    lines: list[OrderLineInput] = strawberry.field(
+        description="1 to 50 lines, all of products priced in one currency."
+    )
+    shipping_address: AddressInput = strawberry.field(description="Where to ship the order.")
     special_instructions: str = strawberry.field(
         default="", description=f"At most {MAX_INSTRUCTIONS} characters."
     )
@@ -141,10 +177,17 @@ MOVE_KEY = (
 )
 
 
-@strawberry.input
+ORDER_ID = "The order's global id (Order.id)."
+EXPECTED_VERSION = (
+    "The order's `version` as you last read it: the move is refused with a ConflictError if "
+    "the order has changed since. Null moves it whatever its version."
+)
+
+
+@strawberry.input(description="An order to move to its next status.")
 class ChangeOrderInput:
-    id: relay.GlobalID
-    expected_version: int | None = None
+    id: relay.GlobalID = strawberry.field(description=ORDER_ID)
+    expected_version: int | None = strawberry.field(default=None, description=EXPECTED_VERSION)
     idempotency_key: str | None = strawberry.field(default=None, description=MOVE_KEY)
 
     def command(self, move: type[ConfirmOrder | ShipOrder | DeliverOrder]) -> Command[Written]:
@@ -155,11 +198,13 @@ class ChangeOrderInput:
         )
 
 
-@strawberry.input
+@strawberry.input(description="An order to cancel.")
 class CancelOrderInput:
-    id: relay.GlobalID
-    reason: str = strawberry.field(default="", description=f"At most {MAX_REASON} characters.")
-    expected_version: int | None = None
+    id: relay.GlobalID = strawberry.field(description=ORDER_ID)
+    reason: str = strawberry.field(
+        default="", description=f"Why, for the record: at most {MAX_REASON} characters."
+    )
+    expected_version: int | None = strawberry.field(default=None, description=EXPECTED_VERSION)
     idempotency_key: str | None = strawberry.field(default=None, description=MOVE_KEY)
 
     def command(self) -> CancelOrder:
@@ -171,41 +216,97 @@ class CancelOrderInput:
         )
 
 
-@strawberry.type
+@strawberry.type(description="The order was placed and its stock reserved.")
 class PlaceOrderSuccess:
-    order: Order
+    order: Order = strawberry.field(description="The new order, PENDING, at version 1.")
 
 
-@strawberry.type
+@strawberry.type(description="The order was confirmed.")
 class ConfirmOrderSuccess:
-    order: Order
+    order: Order = strawberry.field(description="The order, now CONFIRMED.")
 
 
-@strawberry.type
+@strawberry.type(description="The order was shipped.")
 class ShipOrderSuccess:
-    order: Order
+    order: Order = strawberry.field(description="The order, now SHIPPED.")
 
 
-@strawberry.type
+@strawberry.type(description="The order was delivered.")
 class DeliverOrderSuccess:
-    order: Order
+    order: Order = strawberry.field(description="The order, now DELIVERED.")
 
 
-@strawberry.type
+@strawberry.type(description="The order was cancelled and its stock given back.")
 class CancelOrderSuccess:
-    order: Order
+    order: Order = strawberry.field(description="The order, now CANCELLED.")
 
 
-PlaceOrderResult = Annotated[PlaceOrderSuccess | CommandError, strawberry.union("PlaceOrderResult")]
-ConfirmOrderResult = Annotated[
-    ConfirmOrderSuccess | CommandError, strawberry.union("ConfirmOrderResult")
+# Each union lists the errors its mutation can return, and only those (schema/results.py).
+PlaceOrderResult = Annotated[
+    PlaceOrderSuccess | ValidationError | NotFoundError | OutOfStockError | NotAuthorizedError,
+    strawberry.union(
+        "PlaceOrderResult",
+        description="The new order, or why it was not placed: ValidationError (the lines, the "
+        "address, an unknown or deleted product), NotFoundError (no such customer), "
+        "OutOfStockError, or NotAuthorizedError (signed out, or a customer ordering for "
+        "another).",
+    ),
 ]
-ShipOrderResult = Annotated[ShipOrderSuccess | CommandError, strawberry.union("ShipOrderResult")]
+_MOVE_ERRORS = (
+    "ValidationError (the idempotencyKey), NotFoundError (no such order), ConflictError (a "
+    "stale expectedVersion), InvalidTransitionError (not from its current status) or "
+    "NotAuthorizedError"
+)
+ConfirmOrderResult = Annotated[
+    ConfirmOrderSuccess
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | InvalidTransitionError
+    | NotAuthorizedError,
+    strawberry.union(
+        "ConfirmOrderResult",
+        description=f"The confirmed order, or why not: {_MOVE_ERRORS} (staff only).",
+    ),
+]
+ShipOrderResult = Annotated[
+    ShipOrderSuccess
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | InvalidTransitionError
+    | NotAuthorizedError,
+    strawberry.union(
+        "ShipOrderResult",
+        description=f"The shipped order, or why not: {_MOVE_ERRORS} (staff only).",
+    ),
+]
 DeliverOrderResult = Annotated[
-    DeliverOrderSuccess | CommandError, strawberry.union("DeliverOrderResult")
+    DeliverOrderSuccess
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | InvalidTransitionError
+    | NotAuthorizedError,
+    strawberry.union(
+        "DeliverOrderResult",
+        description=f"The delivered order, or why not: {_MOVE_ERRORS} (staff only).",
+    ),
 ]
 CancelOrderResult = Annotated[
-    CancelOrderSuccess | CommandError, strawberry.union("CancelOrderResult")
+    CancelOrderSuccess
+    | ValidationError
+    | NotFoundError
+    | ConflictError
+    | InvalidTransitionError
+    | NotAuthorizedError,
+    strawberry.union(
+        "CancelOrderResult",
+        description="The cancelled order, or why not: ValidationError (the reason or the "
+        "idempotencyKey), NotFoundError (no such order, or another customer's), ConflictError, "
+        "InvalidTransitionError (already shipped, delivered or cancelled) or "
+        "NotAuthorizedError (signed out).",
+    ),
 ]
 
 
@@ -214,50 +315,91 @@ async def present_order(info: Info, written: Written) -> Order:
     return Order.from_view(await read_back(loaders, loaders.orders, written))
 
 
+STAFF_MOVE = " Staff only: others get a NotAuthorizedError."
+
+
 @strawberry.type
 class OrderMutations:
     """Each mutation: its input makes the command, `success` shows what it wrote."""
 
-    @strawberry.mutation
-    async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderResult:
+    @strawberry.mutation(
+        graphql_type=PlaceOrderResult,
+        description="Place an order and reserve its stock, all lines or none. A customer "
+        "orders for itself; staff name the customer (`customerId`).",
+    )
+    async def place_order(
+        self,
+        info: Info,
+        input: Annotated[PlaceOrderInput, strawberry.argument(description="The order.")],
+    ) -> PlaceOrderSuccess | Error:
         async def success(written: Written) -> PlaceOrderSuccess:
             return PlaceOrderSuccess(order=await present_order(info, written))
 
-        return await run_command(info, input.command, success)
+        return await run_command(info, input.command, success, PlaceOrderResult)
 
-    @strawberry.mutation
-    async def confirm_order(self, info: Info, input: ChangeOrderInput) -> ConfirmOrderResult:
+    @strawberry.mutation(
+        graphql_type=ConfirmOrderResult,
+        description="Move a PENDING order to CONFIRMED." + STAFF_MOVE,
+    )
+    async def confirm_order(
+        self,
+        info: Info,
+        input: Annotated[ChangeOrderInput, strawberry.argument(description="The order.")],
+    ) -> ConfirmOrderSuccess | Error:
         async def success(written: Written) -> ConfirmOrderSuccess:
             return ConfirmOrderSuccess(order=await present_order(info, written))
 
-        return await run_command(info, lambda: input.command(ConfirmOrder), success)
+        return await run_command(
+            info, lambda: input.command(ConfirmOrder), success, ConfirmOrderResult
+        )
 
-    @strawberry.mutation
-    async def ship_order(self, info: Info, input: ChangeOrderInput) -> ShipOrderResult:
+    @strawberry.mutation(
+        graphql_type=ShipOrderResult,
+        description="Move a CONFIRMED order to SHIPPED." + STAFF_MOVE,
+    )
+    async def ship_order(
+        self,
+        info: Info,
+        input: Annotated[ChangeOrderInput, strawberry.argument(description="The order.")],
+    ) -> ShipOrderSuccess | Error:
         async def success(written: Written) -> ShipOrderSuccess:
             return ShipOrderSuccess(order=await present_order(info, written))
 
-        return await run_command(info, lambda: input.command(ShipOrder), success)
+        return await run_command(info, lambda: input.command(ShipOrder), success, ShipOrderResult)
 
-    @strawberry.mutation
-    async def deliver_order(self, info: Info, input: ChangeOrderInput) -> DeliverOrderResult:
+    @strawberry.mutation(
+        graphql_type=DeliverOrderResult,
+        description="Move a SHIPPED order to DELIVERED." + STAFF_MOVE,
+    )
+    async def deliver_order(
+        self,
+        info: Info,
+        input: Annotated[ChangeOrderInput, strawberry.argument(description="The order.")],
+    ) -> DeliverOrderSuccess | Error:
         async def success(written: Written) -> DeliverOrderSuccess:
             return DeliverOrderSuccess(order=await present_order(info, written))
 
-        return await run_command(info, lambda: input.command(DeliverOrder), success)
+        return await run_command(
+            info, lambda: input.command(DeliverOrder), success, DeliverOrderResult
+        )
 
-    @strawberry.mutation
-    async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderResult:
+    @strawberry.mutation(
+        graphql_type=CancelOrderResult,
+        description="Cancel a PENDING or CONFIRMED order and give its stock back. Staff cancel "
+        "any order, a customer its own.",
+    )
+    async def cancel_order(
+        self,
+        info: Info,
+        input: Annotated[CancelOrderInput, strawberry.argument(description="The order.")],
+    ) -> CancelOrderSuccess | Error:
         async def success(written: Written) -> CancelOrderSuccess:
             return CancelOrderSuccess(order=await present_order(info, written))
 
-        return await run_command(info, input.command, success)
+        return await run_command(info, input.command, success, CancelOrderResult)
 
 
 # ---------------------------------------------------------------- subscription (orderEvents)
-
-# In place, as the other enums (schema/nodes.py): an event type added is in the schema.
-strawberry.enum(OrderChangeType, name="OrderEventType")
 
 
 @strawberry.type(
@@ -266,10 +408,12 @@ strawberry.enum(OrderChangeType, name="OrderEventType")
     "changes, or when replayed with `after`)."
 )
 class OrderEvent:
-    position: str = strawberry.field(description="Pass as `after` to resume after this event.")
-    occurred_at: datetime
-    type: OrderChangeType
-    order: Order
+    position: str = strawberry.field(description=POSITION)
+    occurred_at: datetime = strawberry.field(description="When the change was made.")
+    type: OrderChangeType = strawberry.field(description="What happened.")
+    order: Order = strawberry.field(
+        description="The order as the read model shows it now (see the type's description)."
+    )
 
 
 def _fresh_loaders(info: Info, change: OrderEventView) -> None:
@@ -293,9 +437,18 @@ class OrderSubscriptions:
     async def order_events(
         self,
         info: Info,
-        order_id: relay.GlobalID | None = None,
-        customer_id: relay.GlobalID | None = None,
-        after: str | None = None,
+        order_id: Annotated[
+            relay.GlobalID | None,
+            strawberry.argument(description="Only this order's events (Order.id)."),
+        ] = None,
+        customer_id: Annotated[
+            relay.GlobalID | None,
+            strawberry.argument(
+                description="Only this customer's orders (Customer.id); a customer may name "
+                "only itself."
+            ),
+        ] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER_POSITION)] = None,
     ) -> AsyncGenerator[OrderEvent, None]:
         # Not a generator itself: its arguments are checked before the stream exists, so a
         # bad one is the protocol's `error` message rather than a `next` with errors.

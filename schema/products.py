@@ -19,19 +19,33 @@ from handlers.products import (
     CreateProduct,
     DeleteProduct,
     ListProducts,
-    ProductChangeType,
-    ProductSort,
     RestockProduct,
     UpdateProduct,
     WatchProducts,
 )
 from handlers.written import Written
 from schema.context import Info
-from schema.errors import CommandError, UserInputError
+from schema.enums import ProductChangeType, ProductSort
+from schema.errors import (
+    ConflictError,
+    Error,
+    NotAuthorizedError,
+    NotFoundError,
+    UserInputError,
+    ValidationError,
+)
 from schema.ids import local_id
 from schema.messages import ask, read_back, run_command, watch
 from schema.nodes import PRODUCT, Product, ProductConnection
-from schema.pagination import AFTER, Edge, page_info, parse_position
+from schema.pagination import (
+    AFTER,
+    AFTER_POSITION,
+    FIRST,
+    POSITION,
+    Edge,
+    page_info,
+    parse_position,
+)
 
 
 async def present_product(info: Info, written: Written) -> Product:
@@ -39,13 +53,17 @@ async def present_product(info: Info, written: Written) -> Product:
     return Product.from_view(await read_back(loaders, loaders.products, written))
 
 
-strawberry.enum(ProductSort, name="ProductSort")
-
-
 @strawberry.type
 class ProductQueries:
     @strawberry.field(description="A product by its id; null if there is none (or it was deleted).")
-    async def product(self, info: Info, id: relay.GlobalID) -> Product | None:
+    async def product(
+        self,
+        info: Info,
+        id: Annotated[
+            relay.GlobalID,
+            strawberry.argument(description="The product's global id (Product.id)."),
+        ],
+    ) -> Product | None:
         if id.type_name != PRODUCT:
             return None
         view = await info.context.loaders.products.load(id.node_id)
@@ -55,7 +73,7 @@ class ProductQueries:
     async def products(
         self,
         info: Info,
-        first: int = DEFAULT_PAGE_SIZE,
+        first: Annotated[int, strawberry.argument(description=FIRST)] = DEFAULT_PAGE_SIZE,
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
         search: Annotated[
             str | None,
@@ -64,8 +82,16 @@ class ProductQueries:
                 f"{MAX_SEARCH_LENGTH} characters."
             ),
         ] = None,
-        in_stock: bool | None = None,
-        sort: ProductSort = ProductSort.NAME_ASC,
+        in_stock: Annotated[
+            bool | None,
+            strawberry.argument(
+                description="True: only products with stock above 0; false: only those with "
+                "none; null: both."
+            ),
+        ] = None,
+        sort: Annotated[
+            ProductSort, strawberry.argument(description="The order of the list (by name).")
+        ] = ProductSort.NAME_ASC,
     ) -> ProductConnection:
         page = await ask(
             info,
@@ -85,7 +111,16 @@ class ProductQueries:
 SKU = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
 NAME = f"1 to {MAX_NAME} characters."
 DESCRIPTION = f"At most {MAX_DESCRIPTION} characters."
-CURRENCY = "A three-letter ISO 4217 code such as USD."
+CURRENCY = "A three-letter ISO 4217 code in capitals, such as USD."
+PRICE = (
+    'The unit price, a Decimal string such as "19.50": at least 0, less than 1000000000000, '
+    "with at most 4 decimal places."
+)
+PRODUCT_ID = "The product's global id (Product.id)."
+EXPECTED_VERSION = (
+    "The product's `version` as you last read it: the change is refused with a ConflictError "
+    "if the product has changed since. Null changes it whatever its version."
+)
 CREATE_KEY = (
     f"At most {MAX_KEY_LENGTH} characters. Retrying with the same key and input returns the "
     "first product, as it is now, and creates no other."
@@ -96,27 +131,31 @@ CHANGE_KEY = (
 )
 
 
-@strawberry.input
+@strawberry.input(description="A new product for the catalog.")
 class CreateProductInput:
-    sku: str = strawberry.field(description=SKU)
+    sku: str = strawberry.field(description=f"{SKU} Unique: a taken SKU is a ValidationError.")
     name: str = strawberry.field(description=NAME)
-    price: Decimal
+    price: Decimal = strawberry.field(description=PRICE)
     currency: str = strawberry.field(default="USD", description=CURRENCY)
     description: str = strawberry.field(default="", description=DESCRIPTION)
-    stock: int = 0
+    stock: int = strawberry.field(
+        default=0, description="Units on hand to start with: 0 to 1000000000."
+    )
     idempotency_key: str | None = strawberry.field(default=None, description=CREATE_KEY)
 
     def command(self) -> CreateProduct:
         return CreateProduct(**asdict(self))
 
 
-@strawberry.input
+@strawberry.input(
+    description="The product details to change; a field left out or null stays as it is."
+)
 class UpdateProductInput:
-    id: relay.GlobalID
-    expected_version: int | None = None
+    id: relay.GlobalID = strawberry.field(description=PRODUCT_ID)
+    expected_version: int | None = strawberry.field(default=None, description=EXPECTED_VERSION)
     name: str | None = strawberry.field(default=None, description=NAME)
     description: str | None = strawberry.field(default=None, description=DESCRIPTION)
-    price: Decimal | None = None
+    price: Decimal | None = strawberry.field(default=None, description=PRICE)
     currency: str | None = strawberry.field(default=None, description=CURRENCY)
     idempotency_key: str | None = strawberry.field(default=None, description=CHANGE_KEY)
 
@@ -125,11 +164,13 @@ class UpdateProductInput:
         return UpdateProduct(product_id=local_id(fields.pop("id"), PRODUCT), **fields)
 
 
-@strawberry.input
+@strawberry.input(description="Stock to add to a product.")
 class RestockProductInput:
-    id: relay.GlobalID
-    quantity: int
-    expected_version: int | None = None
+    id: relay.GlobalID = strawberry.field(description=PRODUCT_ID)
+    quantity: int = strawberry.field(
+        description="Units to add: at least 1, and the stock may not exceed 1000000000."
+    )
+    expected_version: int | None = strawberry.field(default=None, description=EXPECTED_VERSION)
     idempotency_key: str | None = strawberry.field(default=None, description=CHANGE_KEY)
 
     def command(self) -> RestockProduct:
@@ -137,85 +178,144 @@ class RestockProductInput:
         return RestockProduct(product_id=local_id(fields.pop("id"), PRODUCT), **fields)
 
 
-@strawberry.input
+@strawberry.input(
+    description="A product to take out of the catalog. Orders already placed keep their lines."
+)
 class DeleteProductInput:
-    id: relay.GlobalID
-    expected_version: int | None = None
+    id: relay.GlobalID = strawberry.field(
+        description=f"{PRODUCT_ID} Deleting it again is a NotFoundError."
+    )
+    expected_version: int | None = strawberry.field(default=None, description=EXPECTED_VERSION)
 
     def command(self) -> DeleteProduct:
         return DeleteProduct(local_id(self.id, PRODUCT), expected_version=self.expected_version)
 
 
-@strawberry.type
+@strawberry.type(description="The product was created.")
 class CreateProductSuccess:
-    product: Product
+    product: Product = strawberry.field(description="The new product, at version 1.")
 
 
-@strawberry.type
+@strawberry.type(description="The product was changed.")
 class UpdateProductSuccess:
-    product: Product
+    product: Product = strawberry.field(description="The product as it is after the change.")
 
 
-@strawberry.type
+@strawberry.type(description="The stock was added.")
 class RestockProductSuccess:
-    product: Product
+    product: Product = strawberry.field(description="The product with its new stock.")
 
 
-@strawberry.type
+@strawberry.type(description="The product was deleted.")
 class DeleteProductSuccess:
-    deleted_id: strawberry.ID
+    deleted_id: strawberry.ID = strawberry.field(
+        description="The deleted product's global id, to drop it from a client's cache."
+    )
 
 
+# Each union lists the errors its mutation can return, and only those (schema/results.py).
 CreateProductResult = Annotated[
-    CreateProductSuccess | CommandError, strawberry.union("CreateProductResult")
+    CreateProductSuccess | ValidationError | NotAuthorizedError,
+    strawberry.union(
+        "CreateProductResult",
+        description="The new product, or why it was refused: ValidationError (including a "
+        "taken SKU) or NotAuthorizedError (staff only).",
+    ),
 ]
 UpdateProductResult = Annotated[
-    UpdateProductSuccess | CommandError, strawberry.union("UpdateProductResult")
+    UpdateProductSuccess | ValidationError | NotFoundError | ConflictError | NotAuthorizedError,
+    strawberry.union(
+        "UpdateProductResult",
+        description="The changed product, or why it was refused: ValidationError, "
+        "NotFoundError (no such product, or deleted), ConflictError (a stale "
+        "expectedVersion) or NotAuthorizedError (staff only).",
+    ),
 ]
 RestockProductResult = Annotated[
-    RestockProductSuccess | CommandError, strawberry.union("RestockProductResult")
+    RestockProductSuccess | ValidationError | NotFoundError | ConflictError | NotAuthorizedError,
+    strawberry.union(
+        "RestockProductResult",
+        description="The restocked product, or why it was refused: ValidationError (the "
+        "quantity), NotFoundError, ConflictError or NotAuthorizedError (staff only).",
+    ),
 ]
 DeleteProductResult = Annotated[
-    DeleteProductSuccess | CommandError, strawberry.union("DeleteProductResult")
+    DeleteProductSuccess | NotFoundError | ConflictError | NotAuthorizedError,
+    strawberry.union(
+        "DeleteProductResult",
+        description="The deleted product's id, or why it was refused: NotFoundError (no such "
+        "product, or already deleted), ConflictError or NotAuthorizedError (staff only).",
+    ),
 ]
+
+STAFF_ONLY = " Staff only: others get a NotAuthorizedError."
 
 
 @strawberry.type
 class ProductMutations:
     """Each mutation: its input makes the command, `success` shows what it wrote."""
 
-    @strawberry.mutation
-    async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductResult:
+    @strawberry.mutation(
+        graphql_type=CreateProductResult,
+        description="Add a product to the catalog." + STAFF_ONLY,
+    )
+    async def create_product(
+        self,
+        info: Info,
+        input: Annotated[CreateProductInput, strawberry.argument(description="The product.")],
+    ) -> CreateProductSuccess | Error:
         async def success(written: Written) -> CreateProductSuccess:
             return CreateProductSuccess(product=await present_product(info, written))
 
-        return await run_command(info, input.command, success)
+        return await run_command(info, input.command, success, CreateProductResult)
 
-    @strawberry.mutation
-    async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductResult:
+    @strawberry.mutation(
+        graphql_type=UpdateProductResult,
+        description="Change a product's name, description or price." + STAFF_ONLY,
+    )
+    async def update_product(
+        self,
+        info: Info,
+        input: Annotated[
+            UpdateProductInput, strawberry.argument(description="The product and the changes.")
+        ],
+    ) -> UpdateProductSuccess | Error:
         async def success(written: Written) -> UpdateProductSuccess:
             return UpdateProductSuccess(product=await present_product(info, written))
 
-        return await run_command(info, input.command, success)
+        return await run_command(info, input.command, success, UpdateProductResult)
 
-    @strawberry.mutation
-    async def restock_product(self, info: Info, input: RestockProductInput) -> RestockProductResult:
+    @strawberry.mutation(
+        graphql_type=RestockProductResult,
+        description="Add stock to a product." + STAFF_ONLY,
+    )
+    async def restock_product(
+        self,
+        info: Info,
+        input: Annotated[
+            RestockProductInput, strawberry.argument(description="The product and the quantity.")
+        ],
+    ) -> RestockProductSuccess | Error:
         async def success(written: Written) -> RestockProductSuccess:
             return RestockProductSuccess(product=await present_product(info, written))
 
-        return await run_command(info, input.command, success)
+        return await run_command(info, input.command, success, RestockProductResult)
 
-    @strawberry.mutation
-    async def delete_product(self, info: Info, input: DeleteProductInput) -> DeleteProductResult:
+    @strawberry.mutation(
+        graphql_type=DeleteProductResult,
+        description="Take a product out of the catalog: it can no longer be read or ordered, "
+        "and lines of existing orders show it as null." + STAFF_ONLY,
+    )
+    async def delete_product(
+        self,
+        info: Info,
+        input: Annotated[DeleteProductInput, strawberry.argument(description="The product.")],
+    ) -> DeleteProductSuccess | Error:
         async def success(written: Written) -> DeleteProductSuccess:
             info.context.loaders.forget(written.entity_id)
             return DeleteProductSuccess(deleted_id=strawberry.ID(str(input.id)))
 
-        return await run_command(info, input.command, success)
-
-
-# In place, as the other enums (schema/nodes.py): an event type added is in the schema.
-strawberry.enum(ProductChangeType, name="ProductEventType")
+        return await run_command(info, input.command, success, DeleteProductResult)
 
 
 @strawberry.type(
@@ -224,10 +324,13 @@ strawberry.enum(ProductChangeType, name="ProductEventType")
     "changes, or when replayed with `after`)."
 )
 class ProductEvent:
-    position: str = strawberry.field(description="Pass as `after` to resume after this event.")
-    occurred_at: datetime
-    type: ProductChangeType
-    product: Product
+    position: str = strawberry.field(description=POSITION)
+    occurred_at: datetime = strawberry.field(description="When the change was made.")
+    type: ProductChangeType = strawberry.field(description="What happened.")
+    product: Product = strawberry.field(
+        description="The product as the read model shows it now (see the type's description); "
+        "a deleted product is shown as it was when deleted."
+    )
 
 
 @strawberry.type
@@ -236,7 +339,13 @@ class ProductSubscriptions:
         description="Product events as they happen; with `after`, the missed ones first."
     )
     async def product_events(
-        self, info: Info, product_id: relay.GlobalID | None = None, after: str | None = None
+        self,
+        info: Info,
+        product_id: Annotated[
+            relay.GlobalID | None,
+            strawberry.argument(description="Only this product's events; null for every product."),
+        ] = None,
+        after: Annotated[str | None, strawberry.argument(description=AFTER_POSITION)] = None,
     ) -> AsyncGenerator[ProductEvent, None]:
         # Not a generator itself: its arguments are checked before the stream exists, so a
         # bad one is the protocol's `error` message rather than a `next` with errors.

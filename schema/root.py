@@ -13,12 +13,19 @@ from schema.products import ProductMutations, ProductQueries, ProductSubscriptio
 from schema.scalars import SCALAR_OVERRIDES
 
 
-@strawberry.type
+@strawberry.type(
+    description="Every change goes through a mutation. Each takes one `input` and answers a "
+    "union: its Success type, or one of the typed errors it lists (all implement Error). "
+    "Expected refusals are data; only faults come back as GraphQL errors."
+)
 class Mutation(ProductMutations, CustomerMutations, OrderMutations):
     pass
 
 
-@strawberry.type
+@strawberry.type(
+    description="Live events over a websocket (graphql-transport-ws or graphql-ws) or SSE. "
+    "Each event carries a `position`: subscribe again with `after` to miss nothing."
+)
 class Subscription(ProductSubscriptions, OrderSubscriptions):
     pass
 
@@ -37,7 +44,11 @@ def build_schema(
 
     # A new Query class each time: Strawberry binds relay's `node` field to the schema
     # that converts it first, and tests build several schemas in one process.
-    @strawberry.type
+    @strawberry.type(
+        description="What can be read. Lists are Relay connections of at most 100 per page. "
+        "What a caller may not see reads as null or is left out of lists (only the staff "
+        "list `customers` answers others with an error)."
+    )
     class Query(ProductQueries, CustomerQueries, OrderQueries):
         node: relay.Node | None = relay.node(description="Any object by its global id.")
 

@@ -11,19 +11,38 @@ from pydantic import Field
 
 from domain.customers import Customer
 from domain.errors import FieldIssue, NotFound, ValidationFailed
-from domain.orders import MAX_LINES, MAX_QUANTITY, Address, Order, Wanted
+from domain.orders import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    NEEDS_A_LINE,
+    QUANTITY_TOO_LARGE,
+    QUANTITY_TOO_SMALL,
+    TOO_MANY_LINES,
+    Address,
+    Order,
+    Wanted,
+)
 from handlers.access import identity_of
 from handlers.idempotency import IdempotencyKey
 from handlers.orders.queries import may_see_order
+from handlers.validation import Says
 from handlers.written import Written
 from mediator import Command, Context
 from persistence.unit_of_work import UnitOfWork
 
+NAMES_NO_PRODUCT = "no product has this id"
+
 
 @dataclass(frozen=True, slots=True)
 class LineRequest:
-    product_id: Annotated[str, Field(min_length=1, max_length=64)]
-    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+    product_id: Annotated[
+        str,
+        Field(min_length=1, max_length=64),
+        Says(min_length=NAMES_NO_PRODUCT, max_length=NAMES_NO_PRODUCT),
+    ]
+    quantity: Annotated[
+        int, Field(ge=1, le=MAX_QUANTITY), Says(ge=QUANTITY_TOO_SMALL, le=QUANTITY_TOO_LARGE)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +54,11 @@ class PlaceOrder(Command[Written]):
     placed.
     """
 
-    lines: Annotated[tuple[LineRequest, ...], Field(min_length=1, max_length=MAX_LINES)]
+    lines: Annotated[
+        tuple[LineRequest, ...],
+        Field(min_length=1, max_length=MAX_LINES),
+        Says(min_length=NEEDS_A_LINE, max_length=TOO_MANY_LINES),
+    ]
     shipping_address: Address
     special_instructions: str = ""
     customer_id: str | None = None
@@ -80,7 +103,7 @@ async def place_order(
         raise NotFound(Customer.kind, customer_id)
     products = await work.products.get_many(line.product_id for line in command.lines)
     unknown = [
-        FieldIssue(("lines", str(index), "product_id"), "names no product")
+        FieldIssue(("lines", str(index), "product_id"), NAMES_NO_PRODUCT)
         for index, line in enumerate(command.lines)
         if line.product_id not in products
     ]
@@ -102,7 +125,9 @@ def _own_customer(ctx: Context) -> str:
     and staff through)."""
     caller = identity_of(ctx)
     if caller is None or caller.customer_id is None:
-        raise ValidationFailed([FieldIssue(("customer_id",), "staff must name the customer")])
+        raise ValidationFailed(
+            [FieldIssue(("customer_id",), "staff placing an order must name its customer")]
+        )
     return caller.customer_id
 
 

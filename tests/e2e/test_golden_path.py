@@ -8,7 +8,6 @@ event gets exactly the later ones."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,10 +30,9 @@ TOTAL = "39.00"
 MOVES = {"confirmOrder": "CONFIRMED", "shipOrder": "SHIPPED", "deliverOrder": "DELIVERED"}
 """Staff's mutations after the order is placed, in order, each with the status it leads to
 (which is also the type of the event it makes)."""
-GRACEFUL_EXITS = {0, -signal.SIGTERM}
-"""How `orderdesk serve` may end after SIGTERM once it has shut down: 0, or, with one worker,
-the SIGTERM itself, which uvicorn raises again after its graceful shutdown. A server still
-running at the stop's bound is killed, and ends with -SIGKILL."""
+GRACEFUL_EXITS = {0}
+"""How `orderdesk serve` ends after SIGTERM once it has shut down: 0, a clean exit to any
+supervisor. A server still running at the stop's bound is killed, and ends with -SIGKILL."""
 SHUTDOWN_COMPLETE = "Application shutdown complete."
 """What uvicorn prints once the lifespan shutdown (projector, tail, engines) is done."""
 WATCH = "my-orders"

@@ -14,18 +14,18 @@ import pytest
 
 from handlers.access import Identity, Role
 from tests.databases import sqlite_settings
+from tests.error_fields import error_fields
 from tests.graphql_client import JSON, TOKENS, GraphQLClient
 from tests.read_side import catalog_reads_failing
 from tests.served import Served, serve
 from tests.ws_client import new_product
 
-ERRORS = """__typename
-    ... on Error { message }
-    ... on ValidationError { fields { path message } }
-    ... on ConflictError { expectedVersion actualVersion }"""
+# Each mutation's own errors: createProduct's result has no ConflictError.
+CREATE_ERRORS = error_fields("ValidationError")
+ERRORS = error_fields("ValidationError", "ConflictError")
 PRODUCT_FIELDS = "id name stock version"
 CREATE = f"""mutation($input: CreateProductInput!) {{ createProduct(input: $input) {{
-    {ERRORS} ... on CreateProductSuccess {{ product {{ {PRODUCT_FIELDS} }} }} }} }}"""
+    {CREATE_ERRORS} ... on CreateProductSuccess {{ product {{ {PRODUCT_FIELDS} }} }} }} }}"""
 UPDATE = f"""mutation($input: UpdateProductInput!) {{ updateProduct(input: $input) {{
     {ERRORS} ... on UpdateProductSuccess {{ product {{ {PRODUCT_FIELDS} }} }} }} }}"""
 RESTOCK = f"""mutation($input: RestockProductInput!) {{ restockProduct(input: $input) {{

@@ -10,17 +10,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from persistence.tables import event_log, order_summaries, orders, products
+from tests.error_fields import error_fields
 from tests.graphql_client import JSON, GraphQLClient
 
-ERRORS = """
-    __typename
-    ... on Error { message }
-    ... on ValidationError { fields { path message } }
-    ... on NotFoundError { id }
-    ... on ConflictError { expectedVersion actualVersion }
-    ... on OutOfStockError { productId requested available }
-    ... on InvalidTransitionError { from to }
-"""
+# Each mutation's own errors: its result union lists no others.
+REGISTER_ERRORS = error_fields("ValidationError")
+PLACE_ERRORS = error_fields("ValidationError", "NotFoundError", "OutOfStockError")
+MOVE_ERRORS = error_fields(
+    "ValidationError", "NotFoundError", "ConflictError", "InvalidTransitionError"
+)
 ORDER_FIELDS = """id status version lineCount total { amount currency } placedAt
     customer { name email } shippingAddress { street city postalCode country }
     lines {
@@ -28,14 +26,14 @@ ORDER_FIELDS = """id status version lineCount total { amount currency } placedAt
     }"""
 REGISTER = f"""mutation($input: RegisterCustomerInput!) {{
     registerCustomer(input: $input) {{
-        {ERRORS}
+        {REGISTER_ERRORS}
         ... on RegisterCustomerSuccess {{ accessToken customer {{ id name email orderCount }} }}
     }}
 }}"""
 CREATE_PRODUCT = """mutation($input: CreateProductInput!) { createProduct(input: $input) {
     __typename ... on CreateProductSuccess { product { id stock } } } }"""
 PLACE = f"""mutation($input: PlaceOrderInput!) {{ placeOrder(input: $input) {{
-    {ERRORS} ... on PlaceOrderSuccess {{ order {{ {ORDER_FIELDS} }} }}
+    {PLACE_ERRORS} ... on PlaceOrderSuccess {{ order {{ {ORDER_FIELDS} }} }}
 }} }}"""
 ORDER = f"query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"
 PRODUCT = "query($id: ID!) { product(id: $id) { stock version } }"
@@ -46,7 +44,7 @@ ADDRESS = {"street": "1 Main St", "city": "Springfield", "postalCode": "12345", 
 def move(name: str, success: str) -> str:
     input_type = "CancelOrderInput" if name == "cancelOrder" else "ChangeOrderInput"
     return f"""mutation($input: {input_type}!) {{
-        {name}(input: $input) {{ {ERRORS} ... on {success} {{ order {{ status version }} }} }}
+        {name}(input: $input) {{ {MOVE_ERRORS} ... on {success} {{ order {{ status version }} }} }}
     }}"""
 
 

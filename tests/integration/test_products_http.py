@@ -9,19 +9,17 @@ from typing import Any
 import pytest
 
 from handlers.paging import encode_cursor
+from tests.error_fields import error_fields
 from tests.graphql_client import JSON, GraphQLClient
 
 PRODUCT_FIELDS = "id sku name description price { amount currency } stock version createdAt"
-RESULT = """
-    __typename
-    ... on Error { message }
-    ... on ValidationError { fields { path message } }
-    ... on NotFoundError { id }
-    ... on ConflictError { expectedVersion actualVersion }
-"""
+# Each mutation's own errors: its result union lists no others.
+CREATE_ERRORS = error_fields("ValidationError")
+RESULT = error_fields("ValidationError", "NotFoundError", "ConflictError")
+DELETE_ERRORS = error_fields("NotFoundError", "ConflictError")
 CREATE = f"""mutation($input: CreateProductInput!) {{
     createProduct(input: $input) {{
-        {RESULT}
+        {CREATE_ERRORS}
         ... on CreateProductSuccess {{ product {{ {PRODUCT_FIELDS} }} }}
     }}
 }}"""
@@ -38,7 +36,7 @@ RESTOCK = f"""mutation($input: RestockProductInput!) {{
     }}
 }}"""
 DELETE = f"""mutation($input: DeleteProductInput!) {{
-    deleteProduct(input: $input) {{ {RESULT} ... on DeleteProductSuccess {{ deletedId }} }}
+    deleteProduct(input: $input) {{ {DELETE_ERRORS} ... on DeleteProductSuccess {{ deletedId }} }}
 }}"""
 PRODUCT = f"query($id: ID!) {{ product(id: $id) {{ {PRODUCT_FIELDS} }} }}"
 NODE = "query($id: ID!) { node(id: $id) { __typename id ... on Product { sku } } }"

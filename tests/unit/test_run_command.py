@@ -10,6 +10,7 @@ from handlers.products import RestockProduct
 from handlers.written import Written
 from mediator import Context
 from schema.messages import run_command
+from schema.products import RestockProductResult
 
 
 class RecordingMediator:
@@ -34,8 +35,12 @@ async def test_commands_never_share_the_request_context() -> None:
     async def present(written: Written) -> int:
         return written.position
 
-    assert await run_command(info, lambda: RestockProduct("p1", 1), present) == 7
-    assert await run_command(info, lambda: RestockProduct("p1", 1), present) == 7
+    assert (
+        await run_command(info, lambda: RestockProduct("p1", 1), present, RestockProductResult) == 7
+    )
+    assert (
+        await run_command(info, lambda: RestockProduct("p1", 1), present, RestockProductResult) == 7
+    )
     first, second = mediator.contexts
     assert len({id(shared), id(first), id(second)}) == 3
     assert {c.correlation_id for c in (first, second)} == {"req-1"}
