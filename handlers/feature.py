@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from handlers.access import Policy
 from handlers.query_cache import Cached
 from mediator import ConfigurationError, Registry
-from persistence.event_tail import EventTail, ViewLoader
+from persistence.event_tail import EventTail
 from persistence.projector import Projection
+from persistence.tail_events import ViewLoader
 
 
 def new_id(kind: str) -> str:

@@ -3,6 +3,6 @@ turns into GraphQL errors for the subscriber."""
 
 from __future__ import annotations
 
-from persistence.event_tail import PositionNotReached, ReplayTooLong, SubscriberTooSlow
+from persistence.tail_events import PositionNotReached, ReplayTooLong, SubscriberTooSlow
 
 __all__ = ["PositionNotReached", "ReplayTooLong", "SubscriberTooSlow"]

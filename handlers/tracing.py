@@ -18,6 +18,8 @@ from domain.errors import DomainError
 from mediator import Command, Context, ContextKey, Next, Query
 
 CORRELATION_ID = "orderdesk.correlation_id"
+"""The span attribute every span of a request carries: the request's id (X-Request-ID).
+Defined here, the lowest layer that makes spans, for orderdesk/ to import."""
 HANDLER = "handler"
 
 Behavior = Callable[[Any, Next[Any], Context], Awaitable[Any]]

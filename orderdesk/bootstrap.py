@@ -38,10 +38,11 @@ from orderdesk.tokens import Tokens, local_secret
 from persistence.database import create_engine, is_sqlite
 from persistence.event_codec import EventCodec
 from persistence.event_log import EventLog
-from persistence.event_tail import EventTail, ViewLoader
+from persistence.event_tail import EventTail
 from persistence.migrate import migrate
 from persistence.projector import Projection, Projector
 from persistence.query_cache import LocalQueryCache, QueryCache, RedisQueryCache
+from persistence.tail_events import ViewLoader
 from persistence.unit_of_work import CommandStore, SqlCommandStore
 from persistence.wakeup import NoWakeUps, WakeUps, wake_ups_for
 

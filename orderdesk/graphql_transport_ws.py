@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
+from typing import Any, cast
 
 from graphql import GraphQLError, GraphQLSyntaxError, get_operation_ast
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -26,6 +26,7 @@ from handlers.rate_limit import RateLimited
 from orderdesk.bounded_sends import BoundedSends, limits_of, start_operation
 from orderdesk.operation_limits import TooManySockets, timed_out, too_large
 from orderdesk.shared_subscriptions import Frame, SharedSubscriptions
+from orderdesk.socket_documents import socket_document
 from orderdesk.socket_operations import observed_operation
 from orderdesk.websocket_protocols import EXPIRED_CODE, SUBSCRIPTION, TOO_MANY_CODE, malformed
 
@@ -90,13 +91,15 @@ class GraphQLTransportWSHandler(BoundedSends, BaseGraphQLTransportWSHandler[Any,
             await self._close(TOO_MANY_CODE, refusal)
             return
         if self.connection_acknowledged and message["id"] not in self.operations:
+            # The persisted documents policy first, as over HTTP; then the text it chose is
+            # held to the limits a sent one is.
+            chosen = await socket_document(self, message["payload"])
+            if isinstance(chosen, list):
+                await self._refuse_operation(message["id"], chosen)
+                return
+            message = cast(SubscribeMessage, {**message, "payload": chosen})
             if (too_long := self._too_long(message)) is not None:
-                error_message: Any = {
-                    "id": message["id"],
-                    "type": "error",
-                    "payload": [too_long.as_graphql().formatted],
-                }
-                await self.send_message(error_message)
+                await self._refuse_operation(message["id"], [too_long.as_graphql()])
                 return
             query = message["payload"]["query"]
             try:
@@ -118,6 +121,15 @@ class GraphQLTransportWSHandler(BoundedSends, BaseGraphQLTransportWSHandler[Any,
                 await self.send_message({"type": "ping", "payload": held})
             return
         await super().handle_subscribe(message)
+
+    async def _refuse_operation(self, operation_id: str, errors: list[GraphQLError]) -> None:
+        """The protocol's `error` for an operation that never started; the socket stays open."""
+        refused: Any = {
+            "id": operation_id,
+            "type": "error",
+            "payload": [error.formatted for error in errors],
+        }
+        await self.send_message(refused)
 
     async def send_message(self, message: Message) -> None:
         text = self._bounded_payload(message)

@@ -10,36 +10,44 @@ import json
 from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, OperationType
+from graphql import OperationType
 from graphql import parse as parse_document
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from handlers.access import CLIENT_ADDRESS, identity_of
-from handlers.rate_limit import RateLimited, whole_seconds
+from handlers.rate_limit import RateLimited
 from mediator import Context
 from orderdesk import request_json
+from orderdesk.batch_execution import BATCH_DEADLINE_FACTOR, execute_batch
 from orderdesk.bootstrap import Services
+from orderdesk.caller_authentication import authenticate
 from orderdesk.deadlines import Deadlines
 from orderdesk.graphiql import PAGE as GRAPHIQL_PAGE
 from orderdesk.graphql_transport_ws import GraphQLTransportWSHandler
 from orderdesk.legacy_graphql_ws import GraphQLWSHandler
 from orderdesk.open_sockets import OpenSockets
+from orderdesk.operation_choice import (
+    SUBSCRIPTIONS_ELSEWHERE,
+    holds_several_operations,
+    several_operations,
+    unknown_operation,
+)
 from orderdesk.operation_limits import (
     Parse,
     QueryTooLong,
     TooManySockets,
     operation_type,
     timed_out,
-    too_large,
 )
 from orderdesk.operation_requests import (
     OperationRequest,
@@ -47,11 +55,22 @@ from orderdesk.operation_requests import (
     batch_of,
     operation_request,
 )
+from orderdesk.operation_results import refused_before_execution, shown
 from orderdesk.persisted_documents import Chosen, PersistedDocuments
 from orderdesk.rate_limits import client_address, too_many_requests
 from orderdesk.request_ids import request_id
+from orderdesk.request_reading import BodyTooLarge, limited, query_parameters
+from orderdesk.response_status import (
+    cap_body,
+    error_response,
+    note_outcome,
+    refused_response,
+    set_status,
+    wants_graphql_response,
+    within_cap,
+)
 from orderdesk.shared_subscriptions import SharedSubscriptions
-from orderdesk.tokens import Credential, InvalidToken
+from orderdesk.tokens import InvalidToken
 from orderdesk.websocket_protocols import (
     ABORT,
     BoundedCloseAdapter,
@@ -59,23 +78,8 @@ from orderdesk.websocket_protocols import (
     find_transport_abort,
 )
 from schema.context import Loaders, RequestContext
-from schema.errors import finish_errors
 
-GRAPHQL_RESPONSE = "application/graphql-response+json"
 SUBSCRIPTION = OperationType.SUBSCRIPTION
-
-
-def wants_graphql_response(request: Request) -> bool:
-    """Whether the client asked for application/graphql-response+json (and so its status codes).
-
-    Clients that ask only for application/json (most today) get it, with 200 for every
-    well-formed response, as the spec's compatibility rules require.
-    """
-    return GRAPHQL_RESPONSE in request.headers.get("accept", "")
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
@@ -105,6 +109,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         self.max_response_bytes = max_response_bytes
         self.execution_timeout = execution_timeout
         self.deadlines = Deadlines(execution_timeout)
+        self.batch_deadlines = Deadlines(execution_timeout * BATCH_DEADLINE_FACTOR)
         self.socket_limits = socket_limits
         self.open_sockets = open_sockets
         self.shared_subscriptions = shared_subscriptions
@@ -136,40 +141,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
         return context
 
     async def authenticate(self, context: RequestContext, authorization: str | None) -> None:
-        """Put the caller named by `authorization` on the context, within the rate limits.
-
-        An address that sent too many bad tokens is refused before its next token is even
-        checked: guessing costs the guesser, not the server.
-        """
-        services: Services = context.request.app.state.services
-        limits = services.rate_limits
-        if not authorization:
-            return
-        # Without an address (a unix socket) there is nothing to count failures by.
-        address = context.ctx.find(CLIENT_ADDRESS)
-        if (
-            limits is not None
-            and address is not None
-            and (wait := await limits.auth_blocked(address)) is not None
-        ):
-            raise RateLimited(wait)
-        try:
-            credential: Credential | None = services.tokens.from_header(authorization)
-        except InvalidToken:
-            if (
-                limits is not None
-                and address is not None
-                and (wait := await limits.failed_auth(address)) is not None
-            ):
-                raise RateLimited(wait) from None
-            raise
-        if credential is None:
-            return
-        subject = credential.identity.subject
-        if limits is not None and (wait := await limits.admit_identity(subject)) is not None:
-            raise RateLimited(wait)
-        context.ctx.identity = credential.identity
-        context.credential_expires_at = credential.expires_at
+        """Put the caller on the context (orderdesk/caller_authentication.py)."""
+        await authenticate(context, authorization)
 
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
         """Authenticate a websocket from its `connection_init` payload (browsers cannot set
@@ -212,14 +185,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         return value
 
     def parse_query_params(self, params: Any) -> dict[str, Any]:
-        parsed: dict[str, Any] = dict(params)
-        for name in ("variables", "extensions"):
-            if parsed.get(name):
-                try:
-                    parsed[name] = self.decode_json(parsed[name])
-                except json.JSONDecodeError as error:
-                    raise HTTPException(400, f"the {name} parameter is not JSON: {error}") from None
-        return parsed
+        return query_parameters(params, self.decode_json)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET naming its document by hash or id has no `query`, and is no browser's visit.
@@ -275,21 +241,20 @@ class GraphQLView(GraphQL[RequestContext, None]):
         sub_response: Response,
     ) -> Any:
         """Strawberry's, with persisted documents and a deadline; a batch runs its operations
-        one after another, in order. A subscription over HTTP is the caller's mistake (they
-        are served over websockets), not the server's."""
+        one after another, in order (orderdesk/batch_execution.py). A subscription over HTTP
+        is the caller's mistake (they are served over websockets and SSE), not the server's."""
         if isinstance(request_data, list):
-            return await self._execute_batch(
-                request, request_adapter, request_data, context, sub_response
+            return await execute_batch(
+                self, request, request_adapter, request_data, context, sub_response
             )
-        chosen = await self._choose(request, request_data, context)
+        chosen = await self.choose(request, request_data, context)
         if isinstance(chosen, ExecutionResult):
             return chosen
-        if self._is_subscription(chosen.operation):
-            raise HTTPException(
-                400,
-                "subscriptions are served over websockets at this path (graphql-transport-ws) "
-                "and as Server-Sent Events (Accept: text/event-stream, graphql-sse)",
-            )
+        refused = self.refusal_of_unnamed(chosen.operation)
+        if refused is not None:
+            return refused
+        if self.is_subscription(chosen.operation):
+            raise HTTPException(400, SUBSCRIPTIONS_ELSEWHERE)
         try:
             result = await self.deadlines.run(
                 super().execute_operation(
@@ -298,72 +263,17 @@ class GraphQLView(GraphQL[RequestContext, None]):
             )
         except TimeoutError:
             return timed_out(self.execution_timeout)
-        await self._register(request, chosen, result)
+        except HTTPException as error:
+            raise HTTPException(error.status_code, self.reason_of(error)) from None
+        await self.register(request, chosen, result)
         return result
 
-    async def _execute_batch(
-        self,
-        request: Request,
-        request_adapter: Any,
-        operations: list[GraphQLRequestData],
-        context: RequestContext,
-        sub_response: Response,
-    ) -> list[ExecutionResult]:
-        """Each operation counts on its own: against the rate limits (the request itself
-        was counted once), with its own deadline, loaders and, in create_response, its own
-        cap on the answer's size. Sequential, not gathered: a mutation then a query reads
-        the mutation's write, and mutations apply in the order they were sent."""
-        request.state.batch = True
-        await self._spend_for_batch(request, context, len(operations))
-        chosen = [await self._choose(request, operation, context) for operation in operations]
-        for index, each in enumerate(chosen):
-            if isinstance(each, Chosen) and self._is_subscription(each.operation):
-                raise RequestRefused(
-                    f"operation {index} of the batch is a subscription: subscriptions are "
-                    "served over websockets at this path (graphql-transport-ws)",
-                    code="BAD_REQUEST",
-                    batchIndex=index,
-                )
-        results = []
-        for each in chosen:
-            if isinstance(each, ExecutionResult):
-                results.append(each)
-                continue
-            context.start_operation()
-            try:
-                result = await self.deadlines.run(
-                    self.execute_single(
-                        request, request_adapter, sub_response, context, None, each.operation
-                    )
-                )
-            except TimeoutError:
-                result = timed_out(self.execution_timeout)
-            except HTTPException as error:
-                # An operation name the document does not have, say: that operation's error.
-                error_ = GraphQLError(error.reason, extensions={"code": "BAD_REQUEST"})
-                result = ExecutionResult(data=None, errors=[error_])
-            await self._register(request, each, result)
-            results.append(result)
-        return results
-
-    async def _spend_for_batch(self, request: Request, context: RequestContext, size: int) -> None:
-        services: Services = request.app.state.services
-        limits = services.rate_limits
-        if limits is None or size <= 1:
-            return
-        extra = size - 1  # the request itself was counted by RateLimitMiddleware and get_context
-        address = client_address(request.scope)
-        if address is not None and (wait := await limits.admit_address(address, cost=extra)):
-            raise RateLimited(wait)
-        identity = identity_of(context.ctx)
-        if identity is not None and (
-            wait := await limits.admit_identity(identity.subject, cost=extra)
-        ):
-            raise RateLimited(wait)
-
-    async def _choose(
+    async def choose(
         self, request: Request, operation: GraphQLRequestData, context: RequestContext
     ) -> Chosen | ExecutionResult:
+        """The document `operation` runs, by the persisted documents policy (a trusted
+        document's id, an APQ hash known to the store, persisted_only), over HTTP and SSE
+        alike; QueryTooLong for a text over the limit, RequestRefused for a malformed hash."""
         if not isinstance(operation, OperationRequest):
             operation = OperationRequest(
                 operation.query,
@@ -384,18 +294,38 @@ class GraphQLView(GraphQL[RequestContext, None]):
             self._check_length(chosen.operation.query)
         return chosen
 
-    async def _register(self, request: Request, chosen: Chosen, result: object) -> None:
+    async def register(self, request: Request, chosen: Chosen, result: object) -> None:
         """Store a new persisted query's text once it has run: a text that does not parse or
         validate never takes room in the store."""
         if chosen.register is None or chosen.operation.query is None:
             return
-        if not isinstance(result, ExecutionResult) or _refused_before_execution(result):
+        if not isinstance(result, ExecutionResult) or refused_before_execution(result):
             return
         services: Services = request.app.state.services
         if services.persisted_queries is not None:
             await services.persisted_queries.remember(chosen.register, chosen.operation.query)
 
-    def _is_subscription(self, operation: GraphQLRequestData) -> bool:
+    def refusal_of_unnamed(self, operation: GraphQLRequestData) -> ExecutionResult | None:
+        """The refusal of a document of several operations sent with no operationName."""
+        query = operation.query
+        if (
+            operation.operation_name is None
+            and query
+            and holds_several_operations(self.parse, query)
+        ):
+            return several_operations()
+        return None
+
+    @staticmethod
+    def reason_of(error: HTTPException) -> str:
+        """Strawberry's reason for refusing an operation, with a name the document does not
+        have echoed only in part."""
+        cause = error.__cause__
+        if isinstance(cause, CannotGetOperationTypeError) and cause.operation_name is not None:
+            return unknown_operation(cause.operation_name)
+        return error.reason
+
+    def is_subscription(self, operation: GraphQLRequestData) -> bool:
         query = operation.query
         # The substring test is the cheap answer for nearly every request; the parse is the
         # schema's own, bounded and cached, which execution then finds done.
@@ -410,25 +340,12 @@ class GraphQLView(GraphQL[RequestContext, None]):
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
+        limit = self.max_response_bytes
         if isinstance(response_data, list):
             # Each answer of a batch has the cap of its own; the batch keeps its shape.
-            capped = [self._within_cap(answer) for answer in response_data]
+            capped = [within_cap(each, self.encode_json(each), limit) for each in response_data]
             return super().create_response(capped, sub_response)
-        response = super().create_response(response_data, sub_response)
-        if len(response.body) > self.max_response_bytes:
-            # Encoded already: the cap bounds what goes on the wire; the cost limit is what
-            # keeps such an answer from being built in the first place.
-            refusal = json.dumps(too_large(len(response.body), self.max_response_bytes))
-            response.body = refusal.encode()
-            response.headers["content-length"] = str(len(response.body))
-        return response
-
-    def _within_cap(self, answer: GraphQLHTTPResponse) -> GraphQLHTTPResponse:
-        encoded = self.encode_json(answer)
-        size = len(encoded.encode() if isinstance(encoded, str) else encoded)
-        if size <= self.max_response_bytes:
-            return answer
-        return cast("GraphQLHTTPResponse", too_large(size, self.max_response_bytes))
+        return cap_body(super().create_response(response_data, sub_response), limit)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(GRAPHIQL_PAGE)
@@ -436,27 +353,11 @@ class GraphQLView(GraphQL[RequestContext, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        if result.errors:
-            result.errors = finish_errors(result.errors)
-            codes = {(e.extensions or {}).get("code") for e in result.errors}
-            if "RATE_LIMITED" in codes:
-                waits = [(e.extensions or {}).get("retryAfter") for e in result.errors]
-                request.state.retry_after = max(
-                    (w for w in waits if isinstance(w, int | float)), default=1
-                )
-            if "SERVICE_UNAVAILABLE" in codes:
-                request.state.unavailable = True
-            if "EXECUTION_TIMEOUT" in codes:
-                request.state.graphql_status = 504
-            elif _refused_before_execution(result):
-                request.state.graphql_status = 400
-                if wants_graphql_response(request):
-                    # A request error, in the spec's words: execution never started, so the
-                    # answer has no `data` entry at all (application/json keeps `"data": null`).
-                    processed = await super().process_result(request, result)
-                    processed.pop("data", None)
-                    return processed
-        return await super().process_result(request, result)
+        # A request error, in the spec's words: execution never started, so the answer has
+        # no `data` entry at all (application/json keeps `"data": null`).
+        answer = shown(result, request_error_data=not wants_graphql_response(request))
+        note_outcome(request, result)
+        return cast("GraphQLHTTPResponse", answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -464,89 +365,18 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 scope[ABORT] = find_transport_abort(send)
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, receive=self._limited(scope, receive))
+        request = Request(scope, receive=limited(scope, receive, self.max_body_bytes))
         try:
-            response = await self.run(request)
-        except _BodyTooLarge:
-            response = _error_response(413, f"the request body exceeds {self.max_body_bytes} bytes")
+            response: Response = await self.run(request)
+        except BodyTooLarge as error:
+            response = error_response(413, str(error))
         except QueryTooLong as error:
-            response = _error_response(400, str(error), code=error.code, maxLength=error.limit)
+            response = error_response(400, str(error), code=error.code, maxLength=error.limit)
         except RateLimited as error:
             response = too_many_requests(error.retry_after)
         except RequestRefused as error:
-            response = _error_response(
-                error.status, str(error), code=error.code, **error.extensions
-            )
+            response = refused_response(error)
         except HTTPException as error:
-            response = _error_response(error.status_code, error.reason)
-        self._set_status(request, response)
+            response = error_response(error.status_code, error.reason)
+        set_status(request, response)
         await response(scope, receive, send)
-
-    @staticmethod
-    def _set_status(request: Request, response: Response) -> None:
-        """The status and media type that what happened inside the request calls for."""
-        retry_after = getattr(request.state, "retry_after", None)
-        if getattr(request.state, "batch", False):
-            # One status cannot tell several answers apart (and Apollo's BatchHttpLink fails
-            # every operation of a batch answered non-2xx): each answer carries its own errors.
-            if response.media_type == "application/json" and wants_graphql_response(request):
-                response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
-        elif getattr(request.state, "unavailable", False):
-            # Nothing could be answered, for a reason of the server's: every client's
-            # retry logic knows 503.
-            response.status_code = 503
-            response.headers["Retry-After"] = "1"
-        elif retry_after is not None:
-            # A budget ran out inside the operation (registerCustomer's): the status says so
-            # to every client, as a refusal before it would.
-            response.status_code = 429
-            response.headers["Retry-After"] = str(whole_seconds(retry_after))
-        elif response.media_type == "application/json" and wants_graphql_response(request):
-            response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
-            status = getattr(request.state, "graphql_status", None)
-            if status is not None:
-                response.status_code = status
-
-    def _limited(self, scope: Scope, receive: Receive) -> Receive:
-        limit = self.max_body_bytes
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-
-            async def refuse() -> Message:
-                raise _BodyTooLarge
-
-            return refuse
-        received = 0
-
-        async def counting() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _BodyTooLarge
-            return message
-
-        return counting
-
-
-def _refused_before_execution(result: ExecutionResult) -> bool:
-    """Nothing was executed: the document, its variables or its persisted hash were refused
-    (an error inside execution has a path; a timeout is told apart by its code)."""
-    return result.data is None and all(e.path is None for e in result.errors or ())
-
-
-def _error_response(
-    status: int, message: str, *, code: str | None = None, **extensions: object
-) -> Response:
-    code = code or {
-        401: "UNAUTHENTICATED",
-        404: "NOT_FOUND",
-        405: "METHOD_NOT_ALLOWED",
-        413: "PAYLOAD_TOO_LARGE",
-        415: "UNSUPPORTED_MEDIA_TYPE",
-    }.get(status, "BAD_REQUEST")
-    body = {"errors": [GraphQLError(message, extensions={"code": code, **extensions}).formatted]}
-    headers = {"Allow": "GET, POST"} if status == 405 else None
-    if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-    return JSONResponse(json.loads(json.dumps(body)), status_code=status, headers=headers)

@@ -9,6 +9,7 @@ import contextlib
 import logging
 from typing import Any, cast
 
+from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage,
@@ -21,8 +22,10 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 from handlers.rate_limit import RateLimited
 from orderdesk.bounded_sends import BoundedSends, limits_of, start_operation
 from orderdesk.operation_limits import TooManySockets, operation_type, timed_out
+from orderdesk.socket_documents import socket_document
 from orderdesk.socket_operations import observed_operation
 from orderdesk.websocket_protocols import EXPIRED_CODE, SUBSCRIPTION, TOO_MANY_CODE, malformed
+from schema.errors import finish_errors
 
 logger = logging.getLogger("orderdesk.websocket")
 
@@ -116,17 +119,36 @@ class GraphQLWSHandler(BoundedSends, BaseGraphQLWSHandler[Any, Any]):
         if refusal := await self._over_budget():
             await self._refuse(TOO_MANY_CODE, refusal)
             return
+        if self.connection_acknowledged:
+            # The persisted documents policy first, as over HTTP; then the text it chose is
+            # held to the limits a sent one is.
+            chosen = await socket_document(self, message["payload"])
+            if isinstance(chosen, list):
+                await self._refuse_operation(message["id"], chosen[0])
+                return
+            message = cast(StartMessage, {**message, "payload": chosen})
         if (too_long := self._too_long(message)) is not None:
-            await self.send_message(
-                ErrorMessage(
-                    type="error", id=message["id"], payload=too_long.as_graphql().formatted
-                )
-            )
+            await self._refuse_operation(message["id"], too_long.as_graphql())
             return
+        if self.connection_acknowledged:
+            try:
+                # The schema's parse, cached for execution. A syntax error raised there would
+                # escape Strawberry's handler, and the client would be told nothing.
+                self.view.parse(message["payload"]["query"])
+            except GraphQLError as error:
+                await self._refuse_operation(message["id"], finish_errors([error])[0])
+                return
         self._completed.discard(message["id"])
         await super().handle_start(message)
         if message["id"] in self.tasks and (held := self._held_back()):
             await self.send_message(cast(OperationMessage, {"type": "ka", "payload": held}))
+
+    async def _refuse_operation(self, operation_id: str, error: GraphQLError) -> None:
+        """The protocol's `error` for an operation that never started (one error, as
+        Strawberry's own for a document that does not validate)."""
+        await self.send_message(
+            ErrorMessage(type="error", id=operation_id, payload=error.formatted)
+        )
 
     async def handle_async_results(
         self,

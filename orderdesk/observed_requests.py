@@ -17,11 +17,11 @@ from opentelemetry.trace import SpanKind, StatusCode, Tracer
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from handlers.tracing import CORRELATION_ID
 from orderdesk import tracing
 from orderdesk.operational_metrics import OTHER, OperationalMetrics
 from orderdesk.request_ids import SCOPE_KEY as REQUEST_ID
 
-CORRELATION_ID = "orderdesk.correlation_id"
 SUBPROTOCOLS = frozenset({"graphql-transport-ws", "graphql-ws"})
 
 

@@ -6,6 +6,12 @@ websocket hijacking). The rule is this module's alone, for every websocket path;
 own origin check is switched off where the view is built (orderdesk/app.py) so that the two
 can never disagree. `settings.cors_origins` lists the origins allowed besides the server's
 own ("*": any); empty, pages of the same origin only.
+
+An allowed origin is matched as Starlette's CORSMiddleware matches it: the Origin header
+exactly as sent against the configured origins in the form browsers send (lowercase, no
+default port, no trailing slash). A page may use the API over a socket exactly when a
+preflight from it would be answered: browsers send that form, so only a hand-made Origin
+("http://Shop.example", "https://shop.example/") is refused by both.
 """
 
 from __future__ import annotations
@@ -17,11 +23,7 @@ from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.http.websocket_origin import (
-    is_same_origin,
-    normalize_allowed_origins,
-    normalize_origin,
-)
+from strawberry.http.websocket_origin import is_same_origin, normalize_allowed_origins
 
 logger = logging.getLogger("orderdesk.origins")
 
@@ -93,7 +95,14 @@ def may_open_socket(headers: Headers, allowed: Collection[str]) -> bool:
         origin, headers.get("host")
     ):
         return True
-    return "*" in allowed or normalize_origin(origin) in allowed
+    return is_allowed_origin(origin, allowed)
+
+
+def is_allowed_origin(origin: str, allowed: Collection[str]) -> bool:
+    """CORSMiddleware.is_allowed_origin for the options `origin_middleware` gives it (no
+    regex): the value as sent, never normalised, so that a socket and a preflight from the
+    same Origin are answered alike."""
+    return "*" in allowed or origin in allowed
 
 
 class WebSocketOrigins:

@@ -1,6 +1,7 @@
 """Rate limits: budgets of requests per client address and per caller, counted in this
 process or in Redis for every process, and the middleware that spends the address budget on
-every request and websocket connect."""
+every request and websocket connect (and names the address whose budgets are spent deeper
+in, where no request is at hand: `admit_persisted_query`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -114,6 +117,7 @@ class RateLimits:
         per_identity: str,
         registrations: str,
         failed_auth: str,
+        persisted_queries: str = Settings.model_fields["rate_limit_persisted_queries"].default,
         metrics: CollectorRegistry | None = None,
         where: str = "in this process",
         connections: redis.ConnectionPool | None = None,
@@ -124,6 +128,7 @@ class RateLimits:
         self.per_identity = Budget.parse("identity", per_identity)
         self.registrations = Budget.parse("registration", registrations)
         self.failed_auths = Budget.parse("failed_auth", failed_auth)
+        self.persisted_queries = Budget.parse("persisted_query", persisted_queries)
         self.where = where
         self._connections = connections
         self._down = False
@@ -133,7 +138,7 @@ class RateLimits:
         self._refused = Counter(
             "orderdesk_rate_limited",
             "Requests refused by a rate limit, by budget (address, identity, registration, "
-            "failed_auth).",
+            "failed_auth; persisted_query: a new persisted query text run but not stored).",
             ["budget"],
             registry=registry,
         )
@@ -170,6 +175,10 @@ class RateLimits:
     async def admit_registration(self, address: str) -> float | None:
         """Each registerCustomer, by client address."""
         return await self._count(self.registrations, address, spend=True)
+
+    async def admit_persisted_query(self, address: str) -> float | None:
+        """Each new automatic persisted query text to be stored, by client address."""
+        return await self._count(self.persisted_queries, address, spend=True)
 
     async def failed_auth(self, address: str) -> float | None:
         """Record one refused bearer token; the wait if that was one over the budget."""
@@ -279,6 +288,7 @@ def rate_limits_for(
         per_identity=settings.rate_limit_per_identity,
         registrations=settings.rate_limit_registrations,
         failed_auth=settings.rate_limit_failed_auth,
+        persisted_queries=settings.rate_limit_persisted_queries,
         metrics=metrics,
         where=where,
         connections=connections,
@@ -287,6 +297,42 @@ def rate_limits_for(
 
 def _is_redis(url: str | None) -> bool:
     return url is not None and url.startswith(("redis://", "rediss://"))
+
+
+_counted_client: ContextVar[tuple[RateLimits, str] | None] = ContextVar(
+    "orderdesk_counted_client", default=None
+)
+"""The budgets and client address of the request or websocket being served, set by the
+middleware for everything it runs (tasks started within inherit it)."""
+
+
+@contextlib.contextmanager
+def counted_as(limits: RateLimits | None, address: str | None) -> Iterator[None]:
+    """Within it, `admit_persisted_query` spends this address's budget; with no limits or
+    no address, nothing is counted (as the middleware counts nothing then)."""
+    token = _counted_client.set(None if limits is None or address is None else (limits, address))
+    try:
+        yield
+    finally:
+        _counted_client.reset(token)
+
+
+async def admit_persisted_query() -> float | None:
+    """Spend one of the current client's budget of new persisted query texts: None when the
+    text may be stored, else the seconds until it may.
+
+    Asked by the store itself, which alone knows whether a text is new, where the request's
+    context is not at hand. Over budget, the store does not keep the text, but the text has
+    run: refusing it (RATE_LIMITED) would fail the query of every honest client behind a
+    busy NAT, since Apollo's PersistedQueryLink sends hash and text only after being told
+    PERSISTED_QUERY_NOT_FOUND and shows any other error to the application. Not storing costs
+    that client a round trip next time; a stranger gains nothing a plain text would not give.
+    """
+    client = _counted_client.get()
+    if client is None:
+        return None
+    limits, address = client
+    return await limits.admit_persisted_query(address)
 
 
 class RateLimitMiddleware:
@@ -315,7 +361,8 @@ class RateLimitMiddleware:
         if limits is not None and address is not None:
             wait = await limits.admit_address(address)
         if wait is None:
-            await self.app(scope, receive, send)
+            with counted_as(limits, address):
+                await self.app(scope, receive, send)
         elif kind == "http":
             await too_many_requests(wait)(scope, receive, send)
         else:

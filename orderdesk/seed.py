@@ -30,15 +30,6 @@ from persistence.tables import customers, products
 
 
 @dataclass(frozen=True, slots=True)
-class DemoProduct:
-    sku: str
-    name: str
-    description: str
-    price: Decimal
-    stock: int
-
-
-@dataclass(frozen=True, slots=True)
 class DemoCustomer:
     name: str
     email: str
@@ -56,92 +47,93 @@ class DemoOrder:
 
 
 PRODUCTS = (
-    DemoProduct(
+    CreateProduct(
         "KB-SPLIT-01",
         "Ergonomic Split Keyboard",
-        "Tented split layout with hot-swappable switches.",
         Decimal("149.00"),
-        40,
+        description="Tented split layout with hot-swappable switches.",
+        stock=40,
     ),
-    DemoProduct(
+    CreateProduct(
         "MS-VERT-02",
         "Vertical Wireless Mouse",
-        "Handshake grip, three DPI steps, USB-C charging.",
         Decimal("59.90"),
-        65,
+        description="Handshake grip, three DPI steps, USB-C charging.",
+        stock=65,
     ),
-    DemoProduct(
+    CreateProduct(
         "MN-27Q-03",
         '27" QHD Monitor',
-        "2560x1440 IPS panel, 75 Hz, height-adjustable stand.",
         Decimal("329.00"),
-        18,
+        description="2560x1440 IPS panel, 75 Hz, height-adjustable stand.",
+        stock=18,
     ),
     # Low on stock: its two orders leave one.
-    DemoProduct(
+    CreateProduct(
         "DK-FRAME-04",
         "Standing Desk Frame",
-        "Dual-motor frame, 62-127 cm, four memory presets.",
         Decimal("489.00"),
-        3,
+        description="Dual-motor frame, 62-127 cm, four memory presets.",
+        stock=3,
     ),
-    DemoProduct(
+    CreateProduct(
         "CH-MESH-05",
         "Mesh Office Chair",
-        "Breathable back, adjustable lumbar support and 4D armrests.",
         Decimal("279.00"),
-        22,
+        description="Breathable back, adjustable lumbar support and 4D armrests.",
+        stock=22,
     ),
-    DemoProduct(
+    CreateProduct(
         "LS-ALU-06",
         "Aluminium Laptop Stand",
-        "Folds flat; six heights for laptops up to 17 inches.",
         Decimal("39.50"),
-        120,
+        description="Folds flat; six heights for laptops up to 17 inches.",
+        stock=120,
     ),
-    DemoProduct(
+    CreateProduct(
         "HB-USBC-07",
         "USB-C Hub, 7 Ports",
-        "HDMI 4K60, two USB-A, SD and microSD, 100 W pass-through.",
         Decimal("45.00"),
-        80,
+        description="HDMI 4K60, two USB-A, SD and microSD, 100 W pass-through.",
+        stock=80,
     ),
-    DemoProduct(
+    CreateProduct(
         "HP-ANC-08",
         "Noise-Cancelling Headphones",
-        "Over-ear, 30 hours of battery, multipoint Bluetooth.",
         Decimal("199.00"),
-        30,
+        description="Over-ear, 30 hours of battery, multipoint Bluetooth.",
+        stock=30,
     ),
-    DemoProduct(
+    CreateProduct(
         "WC-4K-09",
         "4K Webcam",
-        "Autofocus, dual microphones and a privacy shutter.",
         Decimal("119.00"),
-        25,
+        description="Autofocus, dual microphones and a privacy shutter.",
+        stock=25,
     ),
-    DemoProduct(
+    CreateProduct(
         "DL-LED-10",
         "LED Desk Lamp",
-        "Dimmable, five colour temperatures, wireless charging base.",
         Decimal("34.95"),
-        75,
+        description="Dimmable, five colour temperatures, wireless charging base.",
+        stock=75,
     ),
-    DemoProduct(
+    CreateProduct(
         "CB-TB4-11",
         "Thunderbolt 4 Cable, 1 m",
-        "40 Gbit/s, 100 W charging, braided.",
         Decimal("29.00"),
-        150,
+        description="40 Gbit/s, 100 W charging, braided.",
+        stock=150,
     ),
-    DemoProduct(
+    CreateProduct(
         "MT-XL-12",
         "Extended Desk Mat",
-        "90 x 40 cm, stitched edges, water-resistant.",
         Decimal("24.00"),
-        90,
+        description="90 x 40 cm, stitched edges, water-resistant.",
+        stock=90,
     ),
 )
+"""The catalog, as the commands staff send to create it."""
 
 CUSTOMERS = (
     DemoCustomer(
@@ -269,16 +261,7 @@ async def seed(services: Services) -> Seeded:
 
     product_ids: dict[str, str] = {}
     for product in PRODUCTS:
-        created = await send(
-            CreateProduct(
-                sku=product.sku,
-                name=product.name,
-                description=product.description,
-                price=product.price,
-                stock=product.stock,
-            ),
-            as_staff(),
-        )
+        created = await send(product, as_staff())
         product_ids[product.sku] = created.entity_id
 
     customer_ids: dict[str, str] = {}

@@ -23,6 +23,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
+from orderdesk.batch_execution import BATCH_DEADLINE_FACTOR
 from orderdesk.log_lines import (
     AccessTextLines,
     JsonLines,
@@ -30,6 +31,7 @@ from orderdesk.log_lines import (
     TextLines,
     UvicornTextLines,
 )
+from orderdesk.server_stopping import tell_stopping
 from orderdesk.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -41,6 +43,9 @@ size; browsers and GraphQL clients send a few KiB (nginx allows 32 KiB, Node.js 
 
 STARTUP_FAILURE = 3
 """uvicorn's exit status when the app does not start."""
+
+SHUTDOWN_MARGIN = 5.0
+"""Seconds a graceful stop may take beyond the longest a request may still run."""
 
 
 class ServerConfig(Config):
@@ -164,6 +169,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
+    def shutdown(self) -> None:
+        """uvicorn's, and the response in flight told that the server stops: an event stream
+        never ends by itself, and uvicorn tells a response only by clearing a keep-alive
+        flag that `Connection: close` or HTTP/1.0 had cleared already (orderdesk/
+        server_stopping.py)."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            tell_stopping(cycle.scope)
+        super().shutdown()
+
     def refuse(self, status: int, reason: str) -> None:
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
@@ -275,6 +290,13 @@ def server_config(
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
+        # A backstop, not the way streams end (BoundedHttpProtocol.shutdown ends them at
+        # once): whatever else holds a connection open (a batch within its deadline, a body
+        # still being sent, a websocket closing) may not hold the stop for ever; past this,
+        # uvicorn cancels what is left and stops. Handed to asyncio.wait_for (any float).
+        timeout_graceful_shutdown=cast(
+            int, settings.execution_timeout * BATCH_DEADLINE_FACTOR + SHUTDOWN_MARGIN
+        ),
         log_config=log_config(level, app_logging=app_logging, log_format=settings.log_format),
         log_level=level,
     )

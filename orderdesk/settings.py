@@ -164,6 +164,11 @@ class Settings(BaseSettings):
     rate_limit_failed_auth: str = Field(
         "10/minute", description="Refused bearer tokens per client address."
     )
+    rate_limit_persisted_queries: str = Field(
+        "60/minute;10/second",
+        description="New automatic persisted query texts stored per client address; past "
+        "it a text still runs, but is not stored (its client sends it again next time).",
+    )
     # ---- browsers and clients on other origins, persisted documents, batches
     cors_origins: list[str] = Field(
         default_factory=list,
@@ -177,6 +182,13 @@ class Settings(BaseSettings):
         None,
         description="Redis (redis://) that keeps the persisted query texts for every process; "
         "unset, the broker's Redis if broker_url is one, else in the process.",
+    )
+    apq_max_documents: int = Field(
+        1_000,
+        gt=0,
+        description="Persisted query texts the store (Redis or the process) holds at most, "
+        "the least recently used dropped first; a text is stored only if it is at most "
+        "max_query_length bytes (UTF-8), so the texts take at most 20 MB at the defaults.",
     )
     persisted_only: bool = Field(
         False,

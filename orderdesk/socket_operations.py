@@ -16,10 +16,9 @@ from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_op
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from handlers.tracing import CORRELATION_ID
 from orderdesk import tracing
 from orderdesk.operation_limits import Parse
-
-CORRELATION_ID = "orderdesk.correlation_id"
 
 
 def _operation(parse: Parse, query: str, name: str | None) -> OperationDefinitionNode | None:

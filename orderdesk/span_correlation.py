@@ -10,7 +10,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-CORRELATION_ID = "orderdesk.correlation_id"
+from handlers.tracing import CORRELATION_ID
 
 
 class CorrelationIds(SpanProcessor):

@@ -10,8 +10,11 @@ operation (orderdesk/socket_operations.py), each message through the mediator
 request's correlation id (`orderdesk.correlation_id`), and the ones a request causes are
 children of its span.
 
-Off, nothing of the SDK is imported or installed: whoever would make spans asks `tracer()`
-once, when it is built, finds None, and is built without them.
+Off, no tracer provider is installed, no span is made and no engine is instrumented:
+whoever would make spans asks `tracer()` once, when it is built, finds None, and is built
+without them. This module then loads neither the trace SDK nor the exporter, but the SDK
+may be imported all the same: redis-py imports parts of it (its metrics) for its own
+observability whether or not anyone traces.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def configure_from_environment() -> None:
         return
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return
-    # Imported here, not above: with tracing off the SDK is never loaded.
+    # Imported here, not above: with tracing off, the exporter and the trace SDK are not needed.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
         OTLPSpanExporter,
     )

@@ -12,7 +12,7 @@ shape, and the way to abort a connection.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -82,11 +82,24 @@ def malformed(message: object, *, start: str) -> str | None:
     well_formed = (
         "id" in message
         and isinstance(payload, dict)
-        and isinstance(payload.get("query"), str)
+        and isinstance(payload.get("query"), str | None)
         and isinstance(payload.get("variables") or {}, dict)
         and isinstance(payload.get("operationName") or "", str)
+        and isinstance(payload.get("extensions") or {}, dict)
+        and isinstance(payload.get("documentId"), str | None)
+        and names_a_document(payload)
     )
     return None if well_formed else "Failed to parse message"
+
+
+def names_a_document(payload: Mapping[str, Any]) -> bool:
+    """By text, or by a trusted document's id or a persisted query's hash instead of one
+    (orderdesk/socket_documents.py finds the text)."""
+    return (
+        payload.get("query") is not None
+        or payload.get("documentId") is not None
+        or "persistedQuery" in (payload.get("extensions") or {})
+    )
 
 
 def find_transport_abort(send: Callable[..., Any]) -> Callable[[], None] | None:

@@ -7,89 +7,28 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from persistence.event_log import EventLog, StoredEvent
+from persistence.event_log import EventLog
 from persistence.projection_lag import HeadSightings
 from persistence.tables import projection_checkpoints
+from persistence.tail_events import (
+    Filter,
+    HeldBack,
+    PositionNotReached,
+    ReplayTooLong,
+    SubscriberTooSlow,
+    TailEvent,
+    ViewLoader,
+)
 
 logger = logging.getLogger("orderdesk.event_tail")
 
-
-@dataclass(frozen=True, slots=True)
-class TailEvent:
-    """A committed event with the entity as the read model showed it when the tail read it."""
-
-    stored: StoredEvent
-    view: object | None
-
-    @property
-    def position(self) -> int:
-        return self.stored.position
-
-
-ViewLoader = Callable[[AsyncConnection, Sequence[str]], Awaitable[Mapping[str, object]]]
-"""Reads the read-model views of the given stream ids in one statement."""
-
-Filter = Callable[[TailEvent], bool]
-
 HELD_REPLAY_RETRY = 0.5
 """Seconds before a replay held back by the stored checkpoints looks again."""
-
-
-class SubscriberTooSlow(Exception):
-    """A subscriber fell a whole queue behind; it is cut off and may resume from its cursor.
-
-    `resume_after` is the position to pass as `after` to miss nothing.
-    """
-
-    def __init__(self, message: str, *, resume_after: int) -> None:
-        super().__init__(message)
-        self.resume_after = resume_after
-
-
-class ReplayTooLong(Exception):
-    """`after` is further behind the tail than one subscription may replay.
-
-    "Behind" counts log positions (the tail's position minus `after`), not the events the
-    subscription's filter would match: that is known without reading the log, and it bounds
-    the events a replay reads whatever the filter (positions have gaps, never repeats).
-    Counting matches instead would cost the very scan the cap is there to refuse.
-    """
-
-    def __init__(self, message: str, *, max_replay_events: int, behind: int) -> None:
-        super().__init__(message)
-        self.max_replay_events = max_replay_events
-        self.behind = behind
-
-
-class PositionNotReached(Exception):
-    """`after` names a position the log has not reached: it came from no event."""
-
-
-class TailStopped(Exception):
-    """The server is shutting down."""
-
-
-@dataclass(frozen=True, slots=True)
-class HeldBack:
-    """Subscribers get nothing past `delivered_through` while `projections` are parked:
-    an event is delivered with its entity's view, and theirs would be missing or old."""
-
-    projections: tuple[str, ...]
-    delivered_through: int
-
-    @property
-    def message(self) -> str:
-        return (
-            f"events after position {self.delivered_through} are held back until the "
-            f"{', '.join(self.projections)} read model is running again; they will all be "
-            "delivered then, in order"
-        )
 
 
 class _Subscriber:

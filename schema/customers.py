@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 
 from domain.customers import MAX_EMAIL, MAX_NAME
 from domain.money import canonical_amount
@@ -21,6 +20,7 @@ from handlers.written import Written
 from mediator import Context
 from schema.context import Info, Loaders
 from schema.errors import Error, ValidationError
+from schema.ids import read_id
 from schema.messages import ask, read_back, run_command
 from schema.nodes import CUSTOMER, Customer, CustomerConnection, load_customer
 from schema.pagination import AFTER, FIRST, Edge, page_info
@@ -71,13 +71,14 @@ class CustomerQueries(CustomerListQueries):
         self,
         info: Info,
         id: Annotated[
-            relay.GlobalID,
+            strawberry.ID,
             strawberry.argument(description="The customer's global id (Customer.id)."),
         ],
     ) -> Customer | None:
-        if id.type_name != CUSTOMER:
+        local = read_id(id, CUSTOMER)
+        if local is None:
             return None
-        return await load_customer(info.context.loaders, id.node_id)
+        return await load_customer(info.context.loaders, local)
 
 
 @strawberry.input(description="Who is registering.")

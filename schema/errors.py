@@ -25,7 +25,7 @@ from handlers.access import NotAuthorized
 from handlers.pipeline import DatabaseUnavailable, ReadModelLagging
 from handlers.rate_limit import RateLimited
 from handlers.written import Written
-from schema.ids import global_id
+from schema.ids import MalformedId, SentId, UnusableId, global_id
 
 logger = logging.getLogger("orderdesk.graphql")
 
@@ -160,10 +160,7 @@ def typed_error(error: DomainError) -> CommandError:
             fields=[FieldError(path=list(i.path), message=i.message) for i in named.issues],
         )
     if isinstance(error, NotFound):
-        return NotFoundError(
-            message=f"there is no {error.kind.lower()} with the id {_id_of(error)}",
-            id=strawberry.ID(_id_of(error)),
-        )
+        return _not_found(error)
     if isinstance(error, VersionConflict):
         return ConflictError(
             message=f"{_named(error)} is at version {error.actual}, not the expected "
@@ -191,6 +188,16 @@ def typed_error(error: DomainError) -> CommandError:
     raise TypeError(f"no GraphQL type for {type(error).__name__}") from error
 
 
+def _not_found(error: NotFound) -> NotFoundError:
+    if isinstance(error, UnusableId):
+        # Named as the client sent it: re-encoded, it would be an id the client never sent.
+        return NotFoundError(message=error.reason, id=strawberry.ID(error.sent))
+    return NotFoundError(
+        message=f"there is no {error.kind.lower()} with the id {_id_of(error)}",
+        id=strawberry.ID(_id_of(error)),
+    )
+
+
 # What the domain's errors say is for operators, by internal id; a client reads the
 # messages written here, which name each entity by the global id it knows it by.
 def _id_of(error: NotFound | VersionConflict | InvalidTransition) -> str:
@@ -206,6 +213,25 @@ class UserInputError(GraphQLError):
 
     def __init__(self, message: str, **extensions: Any) -> None:
         super().__init__(message, extensions={"code": "BAD_USER_INPUT", **extensions})
+
+
+def filter_id(sent: str | None, kind: str, field: str | None = None) -> str | None:
+    """The id inside an argument that narrows a list or a stream to one `kind`: another
+    type's id, or no id at all, is BAD_USER_INPUT (a filter that could match nothing is a
+    mistake, not an empty answer), with the argument as `field` if given."""
+    if sent is None:
+        return None
+    try:
+        decoded = SentId.decode(sent, kind)
+    except MalformedId as error:
+        reason: str | None = str(error)
+    else:
+        reason = decoded.not_of(kind)
+    if reason is None:
+        return decoded.local
+    if field is None:
+        raise UserInputError(reason)
+    raise UserInputError(reason, fields=[{"path": [field], "message": reason}])
 
 
 def access_error(error: NotAuthorized) -> GraphQLError:

@@ -41,6 +41,14 @@ ORDER_AFTER = (
     "this sort order; null for the first page. A cursor from another list or sort is "
     "BAD_USER_INPUT."
 )
+# The arguments every list of orders takes (`orders`, `Customer.orders`), described once.
+StatusArgument = Annotated[
+    OrderStatus | None,
+    strawberry.argument(description="Only orders in this status; null for all."),
+]
+SortArgument = Annotated[
+    OrderSort, strawberry.argument(description="The order of the list (newest first).")
+]
 VERSION = (
     "Starts at 1 and increases by one with every change; pass it as `expectedVersion` to "
     "change the entity only if nobody else has changed it since you read it."
@@ -141,13 +149,8 @@ class Customer(relay.Node):
         info: Info,
         first: Annotated[int, strawberry.argument(description=FIRST)] = DEFAULT_PAGE_SIZE,
         after: Annotated[str | None, strawberry.argument(description=ORDER_AFTER)] = None,
-        status: Annotated[
-            OrderStatus | None,
-            strawberry.argument(description="Only orders in this status; null for all."),
-        ] = None,
-        sort: Annotated[
-            OrderSort, strawberry.argument(description="The order of the list (newest first).")
-        ] = OrderSort.NEWEST,
+        status: StatusArgument = None,
+        sort: SortArgument = OrderSort.NEWEST,
     ) -> OrderConnection:
         return await customer_orders(info, self.id, first, after, status, sort)
 

@@ -3,14 +3,13 @@ productEvents subscription. The product type is in schema/nodes.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 import strawberry
-from strawberry import relay
 
 from domain.products import MAX_DESCRIPTION, MAX_NAME
 from handlers.idempotency import MAX_KEY_LENGTH
@@ -24,6 +23,7 @@ from handlers.products import (
     WatchProducts,
 )
 from handlers.written import Written
+from mediator import Command
 from schema.context import Info
 from schema.enums import ProductChangeType, ProductSort
 from schema.errors import (
@@ -31,10 +31,10 @@ from schema.errors import (
     Error,
     NotAuthorizedError,
     NotFoundError,
-    UserInputError,
     ValidationError,
+    filter_id,
 )
-from schema.ids import local_id
+from schema.ids import global_id, local_id, read_id
 from schema.messages import ask, read_back, run_command, watch
 from schema.nodes import PRODUCT, Product, ProductConnection
 from schema.pagination import (
@@ -48,11 +48,6 @@ from schema.pagination import (
 )
 
 
-async def present_product(info: Info, written: Written) -> Product:
-    loaders = info.context.loaders
-    return Product.from_view(await read_back(loaders, loaders.products, written))
-
-
 @strawberry.type
 class ProductQueries:
     @strawberry.field(description="A product by its id; null if there is none (or it was deleted).")
@@ -60,13 +55,14 @@ class ProductQueries:
         self,
         info: Info,
         id: Annotated[
-            relay.GlobalID,
+            strawberry.ID,
             strawberry.argument(description="The product's global id (Product.id)."),
         ],
     ) -> Product | None:
-        if id.type_name != PRODUCT:
+        local = read_id(id, PRODUCT)
+        if local is None:
             return None
-        view = await info.context.loaders.products.load(id.node_id)
+        view = await info.context.loaders.products.load(local)
         return Product.from_view(view) if view is not None and not view.deleted else None
 
     @strawberry.field(description="The catalog, a page at a time (at most 100 per page).")
@@ -151,7 +147,7 @@ class CreateProductInput:
     description="The product details to change; a field left out or null stays as it is."
 )
 class UpdateProductInput:
-    id: relay.GlobalID = strawberry.field(description=PRODUCT_ID)
+    id: strawberry.ID = strawberry.field(description=PRODUCT_ID)
     expected_version: int | None = strawberry.field(default=None, description=EXPECTED_VERSION)
     name: str | None = strawberry.field(default=None, description=NAME)
     description: str | None = strawberry.field(default=None, description=DESCRIPTION)
@@ -166,7 +162,7 @@ class UpdateProductInput:
 
 @strawberry.input(description="Stock to add to a product.")
 class RestockProductInput:
-    id: relay.GlobalID = strawberry.field(description=PRODUCT_ID)
+    id: strawberry.ID = strawberry.field(description=PRODUCT_ID)
     quantity: int = strawberry.field(
         description="Units to add: at least 1, and the stock may not exceed 1000000000."
     )
@@ -182,7 +178,7 @@ class RestockProductInput:
     description="A product to take out of the catalog. Orders already placed keep their lines."
 )
 class DeleteProductInput:
-    id: relay.GlobalID = strawberry.field(
+    id: strawberry.ID = strawberry.field(
         description=f"{PRODUCT_ID} Deleting it again is a NotFoundError."
     )
     expected_version: int | None = strawberry.field(default=None, description=EXPECTED_VERSION)
@@ -248,13 +244,38 @@ DeleteProductResult = Annotated[
     ),
 ]
 
+S = TypeVar("S")
+S_co = TypeVar("S_co", covariant=True)
+
+
+class _ProductSuccess(Protocol[S_co]):
+    """A mutation's Success type, made from the product it wrote."""
+
+    def __call__(self, *, product: Product) -> S_co: ...
+
+
+async def product_result(
+    info: Info,
+    build: Callable[[], Command[Written]],
+    success: _ProductSuccess[S],
+    result: object,
+) -> S | Error:
+    """Send the command `build` makes: `success` with the product as the command wrote it,
+    or the refusal as one of the errors the mutation's `result` union lists."""
+
+    async def present(written: Written) -> S:
+        loaders = info.context.loaders
+        view = await read_back(loaders, loaders.products, written)
+        return success(product=Product.from_view(view))
+
+    return await run_command(info, build, present, result)
+
+
 STAFF_ONLY = " Staff only: others get a NotAuthorizedError."
 
 
 @strawberry.type
 class ProductMutations:
-    """Each mutation: its input makes the command, `success` shows what it wrote."""
-
     @strawberry.mutation(
         graphql_type=CreateProductResult,
         description="Add a product to the catalog." + STAFF_ONLY,
@@ -264,10 +285,7 @@ class ProductMutations:
         info: Info,
         input: Annotated[CreateProductInput, strawberry.argument(description="The product.")],
     ) -> CreateProductSuccess | Error:
-        async def success(written: Written) -> CreateProductSuccess:
-            return CreateProductSuccess(product=await present_product(info, written))
-
-        return await run_command(info, input.command, success, CreateProductResult)
+        return await product_result(info, input.command, CreateProductSuccess, CreateProductResult)
 
     @strawberry.mutation(
         graphql_type=UpdateProductResult,
@@ -280,10 +298,7 @@ class ProductMutations:
             UpdateProductInput, strawberry.argument(description="The product and the changes.")
         ],
     ) -> UpdateProductSuccess | Error:
-        async def success(written: Written) -> UpdateProductSuccess:
-            return UpdateProductSuccess(product=await present_product(info, written))
-
-        return await run_command(info, input.command, success, UpdateProductResult)
+        return await product_result(info, input.command, UpdateProductSuccess, UpdateProductResult)
 
     @strawberry.mutation(
         graphql_type=RestockProductResult,
@@ -296,10 +311,9 @@ class ProductMutations:
             RestockProductInput, strawberry.argument(description="The product and the quantity.")
         ],
     ) -> RestockProductSuccess | Error:
-        async def success(written: Written) -> RestockProductSuccess:
-            return RestockProductSuccess(product=await present_product(info, written))
-
-        return await run_command(info, input.command, success, RestockProductResult)
+        return await product_result(
+            info, input.command, RestockProductSuccess, RestockProductResult
+        )
 
     @strawberry.mutation(
         graphql_type=DeleteProductResult,
@@ -313,7 +327,9 @@ class ProductMutations:
     ) -> DeleteProductSuccess | Error:
         async def success(written: Written) -> DeleteProductSuccess:
             info.context.loaders.forget(written.entity_id)
-            return DeleteProductSuccess(deleted_id=strawberry.ID(str(input.id)))
+            return DeleteProductSuccess(
+                deleted_id=strawberry.ID(global_id(PRODUCT, written.entity_id))
+            )
 
         return await run_command(info, input.command, success, DeleteProductResult)
 
@@ -342,19 +358,16 @@ class ProductSubscriptions:
         self,
         info: Info,
         product_id: Annotated[
-            relay.GlobalID | None,
+            strawberry.ID | None,
             strawberry.argument(description="Only this product's events; null for every product."),
         ] = None,
         after: Annotated[str | None, strawberry.argument(description=AFTER_POSITION)] = None,
     ) -> AsyncGenerator[ProductEvent, None]:
         # Not a generator itself: its arguments are checked before the stream exists, so a
         # bad one is the protocol's `error` message rather than a `next` with errors.
-        watched = None
-        if product_id is not None:
-            if product_id.type_name != PRODUCT:
-                raise UserInputError(f"{product_id} is not a product id")
-            watched = product_id.node_id
-        request = WatchProducts(product_id=watched, after=parse_position(after))
+        request = WatchProducts(
+            product_id=filter_id(product_id, PRODUCT), after=parse_position(after)
+        )
         return _product_events(info, request)
 
 

@@ -23,8 +23,9 @@ from handlers.access import NotAuthorized, identity_of
 from handlers.customers import CustomerView, load_customer_views
 from handlers.orders.queries import OrderLineView, OrderView, load_order_views, order_line_view
 from mediator import Context, StreamRequest
-from persistence.event_tail import EventTail, TailEvent, ViewLoader
+from persistence.event_tail import EventTail
 from persistence.tables import order_lines
+from persistence.tail_events import TailEvent, ViewLoader
 
 
 class OrderChangeType(enum.Enum):

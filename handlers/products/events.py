@@ -19,7 +19,8 @@ from domain.products import (
 from handlers.access import identity_of
 from handlers.products.queries import ProductView, load_product_views
 from mediator import Context, StreamRequest
-from persistence.event_tail import EventTail, TailEvent, ViewLoader
+from persistence.event_tail import EventTail
+from persistence.tail_events import TailEvent, ViewLoader
 
 
 class ProductChangeType(enum.Enum):

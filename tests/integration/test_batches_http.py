@@ -1,20 +1,25 @@
 """Batches (a JSON array of operations, as Apollo's BatchHttpLink sends) through a served
 app: off unless max_batch says, answered in order, each operation counted against the limits
 on its own (rate limits included), mutations applied in order before the queries after
-them, and a batch with a bad element refused before any of it runs."""
+them, a batch with a bad element refused before any of it runs, and a batch bounded in time
+as a whole."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from orderdesk.settings import Settings
+from tests.databases import sqlite_settings
 from tests.graphql_client import JSON, STAFF_TOKEN, GraphQLClient
 from tests.node_clients import run_node
+from tests.read_side import SLOW_READ_MODEL
 from tests.served import Served, serve
 
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
@@ -240,3 +245,25 @@ async def test_apollo_batch_http_link_gets_its_answers(batching: Served) -> None
                 for entry in outcome["sent"][1:]
                 for operation in entry.get("batch", [entry])
             )
+
+
+async def test_a_batch_as_a_whole_has_a_deadline(tmp_path: Path, http: httpx.AsyncClient) -> None:
+    # Each createProduct waits 3 s for the slow read model: each is stopped at its own
+    # deadline (0.5 s), and the batch at its own (twice that): what had not started by then
+    # is answered in its place, unapplied, instead of running on for 0.5 s each.
+    settings = sqlite_settings(tmp_path, execution_timeout=0.5, max_batch=5)
+    with serve(settings, extra_projections=[SLOW_READ_MODEL]) as slow:
+        batch = [{"query": CREATE, "variables": {"sku": f"ANV-{n}"}} for n in range(4)]
+        started = time.monotonic()
+        response = await send(slow, http, [*batch, {"query": COUNT}])
+        took = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    answers = response.json()
+    assert len(answers) == 5
+    errors = [answer["errors"][0] for answer in answers]
+    assert {error["extensions"]["code"] for error in errors} == {"EXECUTION_TIMEOUT"}
+    assert errors[0]["extensions"]["seconds"] == 0.5
+    for error in errors[2:]:
+        assert "was not started" in error["message"], error
+        assert error["extensions"]["seconds"] == 1.0
+    assert took < 1.8, f"the batch took {took:.1f} s"

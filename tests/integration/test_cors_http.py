@@ -109,10 +109,37 @@ async def test_without_cors_origins_only_the_same_origin_is_served(served: Serve
 
 
 async def test_a_websocket_from_an_allowed_origin_is_acknowledged(cors_served: Served) -> None:
-    async with open_socket(cors_served.ws_url, origin=VITE) as socket:
-        await socket.init()
-    async with open_socket(cors_served.ws_url, origin="https://SHOP.example") as socket:
-        await socket.init()
+    for origin in (VITE, "https://shop.example"):
+        async with open_socket(cors_served.ws_url, origin=origin) as socket:
+            await socket.init()
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        (VITE, True),
+        ("https://shop.example", True),
+        # Not as a browser sends an origin: CORS compares the value as sent, and so do sockets.
+        ("http://LOCALHOST:5173", False),
+        ("https://SHOP.example", False),
+        (f"{VITE}/", False),
+        ("https://shop.example:443", False),
+    ],
+)
+async def test_a_websocket_and_a_preflight_from_the_same_origin_are_answered_alike(
+    cors_served: Served, origin: str, allowed: bool
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        answer = await http.options(cors_served.http_url, headers=preflight(origin))
+    assert answer.status_code == (200 if allowed else 400), answer.text
+    if allowed:
+        async with open_socket(cors_served.ws_url, origin=origin) as socket:
+            await socket.init()
+    else:
+        with pytest.raises(InvalidStatus) as refused:
+            async with open_socket(cors_served.ws_url, origin=origin):
+                pass
+        assert refused.value.response.status_code == 403
 
 
 @pytest.mark.parametrize("origin", [STRANGER, "http://localhost:5174", "null"])

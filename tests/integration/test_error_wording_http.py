@@ -357,3 +357,98 @@ async def test_a_committed_write_that_cannot_be_shown_names_it_by_its_global_id(
         "shortly, without repeating the mutation"
     )
     assert leaks(response) == []
+
+
+async def test_another_types_id_is_named_as_sent_with_its_kind(client: GraphQLClient) -> None:
+    anvil = await product(client, "anvil", 5)
+    someone = a_global_id("Customer")
+    ada = await customer(client)
+    events = await client.event_count()
+    confirmed = (await client.execute(move("confirmOrder"), {"input": {"id": anvil}}))[
+        "confirmOrder"
+    ]
+    assert confirmed == {
+        "__typename": "NotFoundError",
+        "message": f'"{anvil}" is a Product id, not an Order id',
+        "id": anvil,
+    }
+    deleted = (
+        await client.execute(
+            """mutation($id: ID!) { deleteProduct(input: {id: $id}) {
+                __typename ... on NotFoundError { id message } } }""",
+            {"id": someone},
+        )
+    )["deleteProduct"]
+    assert deleted == {
+        "__typename": "NotFoundError",
+        "message": f'"{someone}" is a Customer id, not a Product id',
+        "id": someone,
+    }
+    updated = (await client.execute(UPDATE, {"input": {"id": someone, "name": "A"}}))[
+        "updateProduct"
+    ]
+    assert (updated["__typename"], updated["id"]) == ("NotFoundError", someone)
+    placed = (await ada.execute(PLACE, placing((someone, 1))))["placeOrder"]
+    assert placed["fields"] == [
+        {
+            "path": ["lines", "0", "productId"],
+            "message": f'"{someone}" is a Customer id, not a Product id',
+        }
+    ]
+    assert await client.event_count() == events
+
+
+async def test_an_id_that_names_nothing_is_named_as_sent(client: GraphQLClient) -> None:
+    """Not re-encoded: the id in the answer is the text the client sent."""
+    empty = base64.b64encode(b"Order:").decode()
+    too_long = base64.b64encode(b"Order:" + b"x" * 300).decode()
+    for sent, shown in ((empty, empty), (too_long, too_long[:80] + "…")):
+        refused = (await client.execute(move("shipOrder"), {"input": {"id": sent}}))["shipOrder"]
+        assert refused == {
+            "__typename": "NotFoundError",
+            "message": f'there is no order with the id "{shown}"',
+            "id": sent,
+        }
+
+
+async def test_text_that_is_no_id_is_bad_user_input_naming_it_trimmed(
+    client: GraphQLClient,
+) -> None:
+    # "!" is outside base64's alphabet: read leniently, the text would be another id.
+    anvil = await product(client, "anvil", 5)
+    for sent, shown in (
+        ("garbage!", "garbage!"),
+        (anvil + "!", anvil + "!"),
+        ("x" * 5000, "x" * 80 + "…"),
+    ):
+        response = (await client.post(move("confirmOrder"), {"input": {"id": sent}})).json()
+        [error] = response["errors"]
+        assert error["message"] == f'"{shown}" is not an Order id, nor any id this API gives'
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert response["data"] is None
+    read = (
+        await client.post("query($id: ID!) { order(id: $id) { id } }", {"id": "x" * 5000})
+    ).json()
+    assert read["data"] == {"order": None}
+    assert (
+        read["errors"][0]["message"]
+        == f'"{"x" * 80}…" is not an Order id, nor any id this API gives'
+    )
+
+
+async def test_a_list_filtered_by_another_types_id_says_which_kind_it_is(
+    client: GraphQLClient,
+) -> None:
+    anvil = await product(client, "anvil", 5)
+    response = (
+        await client.post(
+            "query($id: ID!) { orders(customerId: $id) { totalCount } }", {"id": anvil}
+        )
+    ).json()
+    [error] = response["errors"]
+    reason = f'"{anvil}" is a Product id, not a Customer id'
+    assert error["message"] == reason
+    assert error["extensions"] == {
+        "code": "BAD_USER_INPUT",
+        "fields": [{"path": ["customerId"], "message": reason}],
+    }

@@ -148,7 +148,7 @@ async def test_ids_of_the_wrong_kind_are_bad_user_input(served: Served) -> None:
         message = await socket.receive()
         assert (message["id"], message["type"]) == ("1", "error"), message
         assert [(e["message"], e["extensions"]["code"]) for e in message["payload"]] == [
-            (f"{product_id} is not an order id", "BAD_USER_INPUT")
+            (f'"{product_id}" is a Product id, not an Order id', "BAD_USER_INPUT")
         ]
 
 

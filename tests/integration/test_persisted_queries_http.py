@@ -20,7 +20,7 @@ import pytest
 import redis.asyncio as redis
 
 from orderdesk.app import create_app
-from orderdesk.persisted_queries import LocalPersistedQueries
+from orderdesk.persisted_queries import REDIS_INDEX, LocalPersistedQueries
 from orderdesk.settings import Settings
 from orderdesk.trusted_documents import InvalidManifest
 from tests.databases import REDIS_ENV
@@ -276,21 +276,6 @@ async def test_apq_turned_off_says_so_in_the_code_apollo_falls_back_on(
         assert plain.json() == {"data": {"products": {"totalCount": 0}}}
 
 
-async def test_the_in_process_store_is_bounded() -> None:
-    store = LocalPersistedQueries(max_text=1_000, budget=10_000)
-    for n in range(1_000):
-        text = f"{{ __typename }} # {n:04}" + " " * 500
-        await store.remember(sha256(text), text)
-    assert store.weight <= 10_000
-    assert 0 < len(store) < 1_000
-    newest = "{ __typename } # 0999" + " " * 500
-    assert await store.find(sha256(newest)) == newest
-    assert await store.find(sha256("{ __typename } # 0000" + " " * 500)) is None
-    too_long = "{ __typename }" + " " * 2_000
-    await store.remember(sha256(too_long), too_long)
-    assert await store.find(sha256(too_long)) is None
-
-
 async def test_apollo_persisted_query_link_sends_the_hash_alone_once_registered(
     served: Served,
 ) -> None:
@@ -339,9 +324,10 @@ async def test_a_text_registered_through_one_process_is_found_by_another(
             assert registered.json() == {"data": {"products": {"totalCount": 0}}}
             found = await post(second, http, {"extensions": persisted(sha)})
             assert found.json() == {"data": {"products": {"totalCount": 0}}}
-        keys = await connection.keys("orderdesk:apq:*")
+        keys = await connection.keys("orderdesk:apq:v1:*")
         assert keys == [f"orderdesk:apq:v1:{sha}".encode()]
         assert 0 < await connection.ttl(keys[0]) <= 86_400
+        assert await connection.zrange(REDIS_INDEX, 0, -1) == [sha.encode()]
         # A text planted in Redis under another document's hash is not run.
         await connection.set(f"orderdesk:apq:v1:{sha256(SKUS)}", PRODUCTS)
         with serve(shared) as third:

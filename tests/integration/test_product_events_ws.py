@@ -479,10 +479,10 @@ ORDER_ID = product_global_id_of_another_type()
             {"after": "1" * 19},
             ("error", f"after must be a position from an earlier event, not '{'1' * 19}'"),
         ),
-        ({"productId": ORDER_ID}, ("error", f"{ORDER_ID} is not a product id")),
+        ({"productId": ORDER_ID}, ("error", f'"{ORDER_ID}" is an Order id, not a Product id')),
         (
             {"productId": "not a global id"},
-            ("error", 'Value cannot represent a GlobalID: "not a global id".'),
+            ("error", '"not a global id" is not a Product id, nor any id this API gives'),
         ),
     ],
     ids=["after-abc", "after-negative", "after-too-long", "id-of-an-order", "id-malformed"],

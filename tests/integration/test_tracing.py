@@ -17,13 +17,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from websockets.typing import Subprotocol
 
+from handlers.tracing import CORRELATION_ID
 from orderdesk import tracing
 from orderdesk.settings import Settings
 from tests.graphql_client import JSON, GraphQLClient
 from tests.served import serve
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, new_product, open_socket, register
 
-CORRELATION_ID = "orderdesk.correlation_id"
 PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
     __typename ... on Error { message } ... on PlaceOrderSuccess { order { id status } } } }"""
 WATCH = "subscription Watch { productEvents { position type } }"
@@ -94,6 +94,8 @@ async def test_a_placed_order_is_one_tree_of_spans_tied_by_its_request_id(
     assert request.name == "POST /graphql"
     assert request.parent is None
     assert attribute(request, CORRELATION_ID) == request_id
+    # The name operators search their traces by (README): the constant must not drift.
+    assert attribute(request, "orderdesk.correlation_id") == request_id
     assert attribute(request, "http.response.status_code") == 200
 
     (message,) = [s for s in children(spans, request) if s.name == "PlaceOrder"]
