@@ -78,9 +78,8 @@ class RequestIds:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == starts:
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != HEADER]
-                headers.append(header)
-                message["headers"] = headers
+                # Nothing inside sets it: the id is this middleware's alone.
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         token = current_request_id.set(given)
