@@ -67,6 +67,16 @@ DISTINCT_CONNECTIONS_ONLY = (
 )
 
 
+EVENT_STREAM_BYTES = b"text/event-stream"
+
+
+def _accept(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return bytes(value).lower()
+    return b""
+
+
 class EventStreams:
     """The ASGI app for /graphql: event-stream requests served here, the rest by `view`."""
 
@@ -83,7 +93,12 @@ class EventStreams:
             refused: Response = error_response(405, DISTINCT_CONNECTIONS_ONLY)
             await refused(scope, receive, send)
             return
-        if method not in ("GET", "POST") or not asks_for_event_stream(Headers(scope=scope)):
+        if (
+            method not in ("GET", "POST")
+            # Raw bytes first: nearly every request is no stream, and pays only this.
+            or EVENT_STREAM_BYTES not in _accept(scope)
+            or not asks_for_event_stream(Headers(scope=scope))
+        ):
             await self.view(scope, receive, send)
             return
         try:

@@ -189,12 +189,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET naming its document by hash or id has no `query`, and is no browser's visit.
+        if not super().should_render_graphql_ide(request):
+            return False  # before the query string is parsed: every POST ends here
         params = request.query_params
-        return (
-            super().should_render_graphql_ide(request)
-            and params.get("extensions") is None
-            and params.get("documentId") is None
-        )
+        return params.get("extensions") is None and params.get("documentId") is None
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
