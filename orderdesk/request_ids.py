@@ -6,6 +6,7 @@ log line written while the request is served (orderdesk/log_lines.py reads it)."
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import uuid
@@ -13,6 +14,10 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orderdesk.security_headers import FOR_DATA
+
+logger = logging.getLogger("orderdesk")
 
 HEADER = b"x-request-id"
 SCOPE_KEY = "orderdesk.request_id"
@@ -76,14 +81,45 @@ class RequestIds:
         header = (HEADER, given.encode("ascii"))
         starts = "http.response.start" if kind == "http" else "websocket.accept"
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == starts:
+                started = True
                 # Nothing inside sets it: the id is this middleware's alone.
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         token = current_request_id.set(given)
-        await self.app(scope, receive, send_with_id)
-        # Not reset when the app raised: the server logs the failure in this same task (each
-        # request has a task, and so a context, of its own), and that line wants the id too.
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if kind != "http" or started:
+                # Not reset: the server logs the failure in this same task (each request has
+                # a task, and so a context, of its own), and that line wants the id too.
+                raise
+            # Starlette's own 500 is sent from outside every middleware, without the id the
+            # client would quote; answered here instead, and logged here, with the id.
+            logger.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            for message in _internal_error():
+                await send_with_id(message)
         current_request_id.reset(token)
+
+
+_INTERNAL_ERROR = (
+    b'{"errors":[{"message":"Internal server error",'
+    b'"extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}'
+)
+
+
+def _internal_error() -> list[Message]:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
+        *FOR_DATA,
+    ]
+    return [
+        {"type": "http.response.start", "status": 500, "headers": headers},
+        {"type": "http.response.body", "body": _INTERNAL_ERROR},
+    ]

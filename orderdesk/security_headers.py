@@ -17,7 +17,8 @@ _ALWAYS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 _FOR_PAGE = [*_ALWAYS, (b"content-security-policy", PAGE_POLICY.encode())]
-_FOR_DATA = [*_ALWAYS, (b"content-security-policy", DATA_POLICY.encode())]
+FOR_DATA = [*_ALWAYS, (b"content-security-policy", DATA_POLICY.encode())]
+"""What an answer that is data (not GraphiQL's page) carries."""
 
 
 class SecurityHeaders:
@@ -36,7 +37,7 @@ class SecurityHeaders:
                     name == b"content-type" and value.startswith(b"text/html")
                     for name, value in headers
                 )
-                headers += _FOR_PAGE if is_page else _FOR_DATA
+                headers += _FOR_PAGE if is_page else FOR_DATA
                 message["headers"] = headers
             await send(message)
 

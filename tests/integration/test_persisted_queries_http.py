@@ -23,10 +23,11 @@ from orderdesk.app import create_app
 from orderdesk.persisted_queries import REDIS_INDEX, LocalPersistedQueries
 from orderdesk.settings import Settings
 from orderdesk.trusted_documents import InvalidManifest
-from tests.databases import REDIS_ENV
+from tests.databases import REDIS_ENV, sqlite_url
 from tests.graphql_client import JSON, STAFF_TOKEN, GraphQLClient
 from tests.node_clients import run_node
 from tests.served import Served, serve
+from tests.served_processes import serve_process
 
 MODERN = "application/graphql-response+json, application/json;q=0.9"
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
@@ -333,6 +334,35 @@ async def test_a_text_registered_through_one_process_is_found_by_another(
         with serve(shared) as third:
             planted = await post(third, http, {"extensions": persisted(sha256(SKUS))})
             assert only_error(planted)["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    finally:
+        await connection.flushdb()
+        await connection.aclose()
+
+
+async def test_two_served_processes_share_their_persisted_queries_through_redis(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    """Two `orderdesk serve` processes (each its own database: the texts are what they
+    share): what a client registered through one, the other runs from its hash alone."""
+    url = redis_url()
+    connection = redis.Redis.from_url(url)
+    await connection.flushdb()
+    env = {"ORDERDESK_APQ_URL": url}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    try:
+        async with (
+            serve_process(sqlite_url(tmp_path / "a"), tmp_path / "a.log", env=env) as first,
+            serve_process(sqlite_url(tmp_path / "b"), tmp_path / "b.log", env=env) as second,
+        ):
+            sha = sha256(PRODUCTS)
+            unknown = await post(second.served, http, {"extensions": persisted(sha)})
+            assert only_error(unknown)["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+            body = {"query": PRODUCTS, "extensions": persisted(sha)}
+            registered = await post(first.served, http, body)
+            assert registered.json() == {"data": {"products": {"totalCount": 0}}}
+            found = await post(second.served, http, {"extensions": persisted(sha)})
+            assert found.json() == {"data": {"products": {"totalCount": 0}}}
     finally:
         await connection.flushdb()
         await connection.aclose()

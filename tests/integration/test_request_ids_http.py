@@ -14,12 +14,16 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from orderdesk.app import create_app
 from orderdesk.log_lines import RequestIdFilter
 from orderdesk.settings import Settings
 from tests.databases import sqlite_settings
 from tests.graphql_client import GraphQLClient
-from tests.served import Served, serve
+from tests.served import Served, serve, serve_asgi
 from tests.ws_client import open_socket
 
 MADE = re.compile(r"[0-9a-f]{32}")
@@ -163,3 +167,33 @@ async def test_the_lines_logged_for_a_request_carry_its_id(
     outside = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", None, None)
     RequestIdFilter().filter(outside)
     assert getattr(outside, "request_id", "unset") is None, "no id outside a request"
+
+
+async def test_a_failure_outside_graphql_is_a_500_with_its_request_id(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(_request: Request) -> Response:
+        raise RuntimeError("a bug in a route")
+
+    app = create_app(settings)
+    # A route of the app that fails as a bug would: outside GraphQL, so no error policy of
+    # the view answers it.
+    app.router.routes.append(Route("/broken", broken))
+    caplog.handler.addFilter(RequestIdFilter())
+    with serve_asgi(app, settings) as port, caplog.at_level(logging.ERROR):
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.get(
+                f"http://127.0.0.1:{port}/broken", headers={"X-Request-ID": "it-broke"}
+            )
+    assert answer.status_code == 500
+    assert answer.headers["x-request-id"] == "it-broke"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.json() == {
+        "errors": [
+            {"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        ]
+    }
+    assert "a bug in a route" not in answer.text
+    logged = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [getattr(r, "request_id", None) for r in logged] == ["it-broke"], caplog.text
+    assert logged[0].exc_info is not None
