@@ -70,7 +70,7 @@ async def execute_batch(
         if len(results) < len(chosen):
             # The operation running when the deadline passed was stopped mid-way.
             results.append(timed_out(seconds))
-        results += [_not_started(seconds) for _ in chosen[len(results) :]]
+        results += [timed_out(seconds, NOT_STARTED) for _ in chosen[len(results) :]]
     return results
 
 
@@ -106,13 +106,10 @@ async def _run_one(
     return result
 
 
-def _not_started(seconds: float) -> ExecutionResult:
-    message = (
-        f"the batch did not finish within {seconds:g} s and this operation was not started; "
-        "nothing of it was applied: send it again"
-    )
-    error = GraphQLError(message, extensions={"code": "EXECUTION_TIMEOUT", "seconds": seconds})
-    return ExecutionResult(data=None, errors=[error])
+NOT_STARTED = (
+    "the batch did not finish within {seconds:g} s and this operation was not started; "
+    "nothing of it was applied: send it again"
+)
 
 
 async def _spend(request: Request, context: RequestContext, size: int) -> None:

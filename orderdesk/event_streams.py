@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import json
 
-from cross_web import HTTPException
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.types import ExecutionResult
 
-from handlers.rate_limit import RateLimited
 from orderdesk.accepted_streams import (
     COMPLETE,
     STREAM_HEADERS_TEXT,
@@ -51,12 +49,9 @@ from orderdesk.event_stream_requests import (
     refusal,
 )
 from orderdesk.graphql_view import GraphQLView
-from orderdesk.operation_limits import QueryTooLong
-from orderdesk.operation_requests import RequestRefused
 from orderdesk.operation_results import shown
-from orderdesk.rate_limits import too_many_requests
-from orderdesk.request_reading import BodyTooLarge, limited
-from orderdesk.response_status import error_response, refused_response
+from orderdesk.request_reading import limited
+from orderdesk.response_status import REFUSALS, error_response, refusal_of
 from orderdesk.server_stopping import watch_for_stop
 from schema.context import RequestContext
 
@@ -108,16 +103,8 @@ class EventStreams:
             return  # gone while its body was read: nothing ran, no one to answer
         except Refused as error:
             refused = error.response
-        except BodyTooLarge as error:
-            refused = error_response(413, str(error))
-        except QueryTooLong as error:
-            refused = error_response(400, str(error), code=error.code, maxLength=error.limit)
-        except RequestRefused as error:
-            refused = refused_response(error)
-        except RateLimited as error:
-            refused = too_many_requests(error.retry_after)
-        except HTTPException as error:
-            refused = error_response(error.status_code, error.reason)
+        except REFUSALS as error:
+            refused = refusal_of(error)
         await refused(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -25,7 +25,6 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from handlers.access import CLIENT_ADDRESS, identity_of
-from handlers.rate_limit import RateLimited
 from mediator import Context
 from orderdesk import request_json
 from orderdesk.batch_execution import BATCH_DEADLINE_FACTOR, execute_batch
@@ -51,20 +50,19 @@ from orderdesk.operation_limits import (
 )
 from orderdesk.operation_requests import (
     OperationRequest,
-    RequestRefused,
     batch_of,
     operation_request,
 )
 from orderdesk.operation_results import refused_before_execution, shown
 from orderdesk.persisted_documents import Chosen, PersistedDocuments
-from orderdesk.rate_limits import client_address, too_many_requests
+from orderdesk.rate_limits import client_address
 from orderdesk.request_ids import request_id
-from orderdesk.request_reading import BodyTooLarge, limited, query_parameters
+from orderdesk.request_reading import limited, query_parameters
 from orderdesk.response_status import (
+    REFUSALS,
     cap_body,
-    error_response,
     note_outcome,
-    refused_response,
+    refusal_of,
     set_status,
     wants_graphql_response,
     within_cap,
@@ -280,17 +278,24 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 operation.extensions,
                 operation.protocol,
             )
-        services: Services = request.app.state.services
-        identity = identity_of(context.ctx)
-        chosen = await self.persisted_documents.choose(
-            operation,
-            store=services.persisted_queries,
-            staff=identity is not None and identity.is_staff,
-        )
+        chosen = await self.choose_document(operation, context)
         if isinstance(chosen, Chosen):
             # A stored or trusted text is held to the limits as a sent one is, every time.
             self._check_length(chosen.operation.query)
         return chosen
+
+    async def choose_document(
+        self, operation: OperationRequest, context: RequestContext
+    ) -> Chosen | ExecutionResult:
+        """The persisted documents policy for this caller, over every transport (the
+        websocket handlers ask it too: orderdesk/socket_documents.py)."""
+        services: Services = context.request.app.state.services
+        identity = identity_of(context.ctx)
+        return await self.persisted_documents.choose(
+            operation,
+            store=services.persisted_queries,
+            staff=identity is not None and identity.is_staff,
+        )
 
     async def register(self, request: Request, chosen: Chosen, result: object) -> None:
         """Store a new persisted query's text once it has run: a text that does not parse or
@@ -366,15 +371,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         request = Request(scope, receive=limited(scope, receive, self.max_body_bytes))
         try:
             response: Response = await self.run(request)
-        except BodyTooLarge as error:
-            response = error_response(413, str(error))
-        except QueryTooLong as error:
-            response = error_response(400, str(error), code=error.code, maxLength=error.limit)
-        except RateLimited as error:
-            response = too_many_requests(error.retry_after)
-        except RequestRefused as error:
-            response = refused_response(error)
-        except HTTPException as error:
-            response = error_response(error.status_code, error.reason)
+        except REFUSALS as error:
+            response = refusal_of(error)
         set_status(request, response)
         await response(scope, receive, send)

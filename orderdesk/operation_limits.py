@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from graphql import DocumentNode, GraphQLError, OperationType, get_operation_ast
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+)
 from strawberry.types import ExecutionResult
 
 
@@ -27,25 +33,37 @@ class QueryTooLong(Exception):
 Parse = Callable[[str], DocumentNode]
 
 
-def operation_type(parse: Parse, query: str, operation_name: str | None) -> OperationType | None:
-    """What the document's chosen operation is; None if it does not parse or names no
-    operation (execution then reports that as it always does). `parse` is the schema's,
-    which bounds and caches it."""
+EXECUTION_TIMEOUT = "EXECUTION_TIMEOUT"
+
+
+def chosen_operation(
+    parse: Parse, query: str, operation_name: str | None
+) -> OperationDefinitionNode | None:
+    """The document's chosen operation; None if it does not parse or names no operation
+    (execution then reports that as it always does). `parse` is the schema's, which bounds
+    and caches it, so execution finds it done."""
     try:
-        document = parse(query)
+        return get_operation_ast(parse(query), operation_name)
     except GraphQLError:
         return None
-    operation = get_operation_ast(document, operation_name)
+
+
+def operation_type(parse: Parse, query: str, operation_name: str | None) -> OperationType | None:
+    """What the document's chosen operation is (see `chosen_operation`)."""
+    operation = chosen_operation(parse, query, operation_name)
     return None if operation is None else operation.operation
 
 
-def timed_out(seconds: float) -> ExecutionResult:
-    message = (
-        f"the operation did not finish within {seconds:g} s and was stopped; a mutation "
-        "stopped so may or may not have been applied (retrying it with the same "
-        "idempotencyKey is safe)"
-    )
-    error = GraphQLError(message, extensions={"code": "EXECUTION_TIMEOUT", "seconds": seconds})
+STOPPED = (
+    "the operation did not finish within {seconds:g} s and was stopped; a mutation stopped "
+    "so may or may not have been applied (retrying it with the same idempotencyKey is safe)"
+)
+
+
+def timed_out(seconds: float, message: str = STOPPED) -> ExecutionResult:
+    """EXECUTION_TIMEOUT, with `message` (formatted with `seconds`) saying what became of it."""
+    extensions = {"code": EXECUTION_TIMEOUT, "seconds": seconds}
+    error = GraphQLError(message.format(seconds=seconds), extensions=extensions)
     return ExecutionResult(data=None, errors=[error])
 
 

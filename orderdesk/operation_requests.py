@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cross_web import HTTPException
+from graphql import GraphQLError
 from strawberry.http import GraphQLRequestData, GraphQLRequestProtocol
 
 
@@ -24,6 +25,9 @@ class RequestRefused(Exception):
         self.code = code
         self.status = status
         self.extensions = extensions
+
+    def as_graphql(self) -> GraphQLError:
+        return GraphQLError(str(self), extensions={"code": self.code, **self.extensions})
 
 
 @dataclass

@@ -12,9 +12,8 @@ from __future__ import annotations
 from graphql import GraphQLError
 from strawberry.types import ExecutionResult
 
+from orderdesk.operation_limits import EXECUTION_TIMEOUT
 from schema.errors import finish_errors
-
-EXECUTION_TIMEOUT = "EXECUTION_TIMEOUT"
 
 
 def refused_before_execution(result: ExecutionResult) -> bool:

@@ -9,8 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -306,15 +305,13 @@ _counted_client: ContextVar[tuple[RateLimits, str] | None] = ContextVar(
 middleware for everything it runs (tasks started within inherit it)."""
 
 
-@contextlib.contextmanager
-def counted_as(limits: RateLimits | None, address: str | None) -> Iterator[None]:
-    """Within it, `admit_persisted_query` spends this address's budget; with no limits or
-    no address, nothing is counted (as the middleware counts nothing then)."""
-    token = _counted_client.set(None if limits is None or address is None else (limits, address))
-    try:
-        yield
-    finally:
-        _counted_client.reset(token)
+def count_as(
+    limits: RateLimits | None, address: str | None
+) -> Token[tuple[RateLimits, str] | None]:
+    """From now on in this task (until the token is reset), `admit_persisted_query` spends
+    this address's budget; with no limits or no address, nothing is counted (as the
+    middleware counts nothing then)."""
+    return _counted_client.set(None if limits is None or address is None else (limits, address))
 
 
 async def admit_persisted_query() -> float | None:
@@ -361,10 +358,7 @@ class RateLimitMiddleware:
         if limits is not None and address is not None:
             wait = await limits.admit_address(address)
         if wait is None:
-            # As `with counted_as(limits, address)`, without a generator on every request.
-            token = _counted_client.set(
-                None if limits is None or address is None else (limits, address)
-            )
+            token = count_as(limits, address)
             try:
                 await self.app(scope, receive, send)
             finally:

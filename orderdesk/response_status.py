@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 from typing import cast
 
+from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from handlers.rate_limit import whole_seconds
-from orderdesk.operation_limits import too_large
+from handlers.rate_limit import RateLimited, whole_seconds
+from orderdesk.operation_limits import EXECUTION_TIMEOUT, QueryTooLong, too_large
 from orderdesk.operation_requests import RequestRefused
 from orderdesk.operation_results import code_of, is_request_error
+from orderdesk.rate_limits import too_many_requests
+from orderdesk.request_reading import BodyTooLarge
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -62,9 +65,26 @@ def error_response(
 
 def refused_response(refused: RequestRefused) -> JSONResponse:
     """The answer to a request refused with a status, a code and extensions of its own."""
-    extensions = {"code": refused.code, **refused.extensions}
-    body = {"errors": [GraphQLError(str(refused), extensions=extensions).formatted]}
+    body = {"errors": [refused.as_graphql().formatted]}
     return JSONResponse(json.loads(json.dumps(body)), status_code=refused.status)
+
+
+REFUSALS = (BodyTooLarge, QueryTooLong, RateLimited, RequestRefused, HTTPException)
+"""What refuses a request before anything runs, over HTTP and SSE alike (`refusal_of`)."""
+
+
+def refusal_of(error: Exception) -> Response:
+    """The answer to one of REFUSALS."""
+    if isinstance(error, BodyTooLarge):
+        return error_response(413, str(error))
+    if isinstance(error, QueryTooLong):
+        return error_response(400, str(error), code=error.code, maxLength=error.limit)
+    if isinstance(error, RateLimited):
+        return too_many_requests(error.retry_after)
+    if isinstance(error, RequestRefused):
+        return refused_response(error)
+    assert isinstance(error, HTTPException)
+    return error_response(error.status_code, error.reason)
 
 
 def note_outcome(request: Request, result: ExecutionResult) -> None:
@@ -77,7 +97,7 @@ def note_outcome(request: Request, result: ExecutionResult) -> None:
         request.state.retry_after = max((w for w in waits if isinstance(w, int | float)), default=1)
     if "SERVICE_UNAVAILABLE" in codes:
         request.state.unavailable = True
-    if "EXECUTION_TIMEOUT" in codes:
+    if EXECUTION_TIMEOUT in codes:
         request.state.graphql_status = 504
     elif is_request_error(result):
         request.state.graphql_status = 400

@@ -20,7 +20,6 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.types import ExecutionResult
 
-from handlers.access import identity_of
 from orderdesk.operation_requests import OperationRequest, RequestRefused
 from schema.errors import finish_errors
 
@@ -37,17 +36,10 @@ async def socket_document(
         extensions=payload.get("extensions"),
         document_id=payload.get("documentId"),
     )
-    context = handler.context
-    identity = identity_of(context.ctx)
     try:
-        chosen = await handler.view.persisted_documents.choose(
-            operation,
-            store=context.request.app.state.services.persisted_queries,
-            staff=identity is not None and identity.is_staff,
-        )
+        chosen = await handler.view.choose_document(operation, handler.context)
     except RequestRefused as refused:
-        extensions = {"code": refused.code, **refused.extensions}
-        return [GraphQLError(str(refused), extensions=extensions)]
+        return [refused.as_graphql()]
     if isinstance(chosen, ExecutionResult):
         return finish_errors(list(chosen.errors or ()))
     if chosen.operation.query is None:

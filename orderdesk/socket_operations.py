@@ -12,21 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast
+from graphql import OperationType
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from handlers.tracing import CORRELATION_ID
 from orderdesk import tracing
-from orderdesk.operation_limits import Parse
-
-
-def _operation(parse: Parse, query: str, name: str | None) -> OperationDefinitionNode | None:
-    try:
-        # The schema's parse: bounded and cached, so execution finds it done.
-        return get_operation_ast(parse(query), name)
-    except GraphQLError:
-        return None
+from orderdesk.operation_limits import chosen_operation
 
 
 def _metrics(context: object) -> Any:
@@ -40,7 +32,7 @@ async def observed_operation(
     handler: Any, transport: str, query: str, operation_name: str | None
 ) -> AsyncIterator[None]:
     """Around one operation of `handler` (a protocol handler, with its view and context)."""
-    operation = _operation(handler.view.parse, query, operation_name)
+    operation = chosen_operation(handler.view.parse, query, operation_name)
     kind = None if operation is None else operation.operation
     subscription = kind is OperationType.SUBSCRIPTION
     metrics = _metrics(handler.context) if subscription else None

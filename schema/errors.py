@@ -11,6 +11,7 @@ from graphql import DocumentNode, GraphQLError
 from graphql import parse as parse_document
 from strawberry.extensions import MaskErrors
 from strawberry.relay.types import GlobalIDValueError
+from strawberry.utils.str_converters import to_camel_case
 
 from domain.errors import (
     DomainError,
@@ -129,10 +130,9 @@ result union names the part of it that mutation can return (schema/results.py)."
 
 
 def graphql_name(name: str) -> str:
-    """A field's name as the schema spells it (Strawberry's own rule): `postal_code` is
-    `postalCode`. Names already in that form, and list indexes, are left as they are."""
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+    """A field's name as the schema spells it, by the converter the schema itself uses:
+    `postal_code` is `postalCode`; list indexes are left as they are."""
+    return to_camel_case(name)
 
 
 def in_graphql_names(error: ValidationFailed) -> ValidationFailed:

@@ -175,8 +175,7 @@ class Customer(relay.Node):
 
 
 async def load_customer(loaders: Loaders, customer_id: str) -> Customer | None:
-    view = await loaders.customers.load(customer_id)
-    return Customer.from_view(view) if view is not None else None
+    return customer_or_none(await loaders.customers.load(customer_id))
 
 
 # ---------------------------------------------------------------- queries: lists
@@ -211,7 +210,7 @@ class OrderLine:
         graphql_type=Product | None,
     )
     def product(self, info: Info) -> Product | Awaitable[Product | None] | None:
-        return resolved(info.context.loaders.products.load(self.product_id), _live_product)
+        return resolved(info.context.loaders.products.load(self.product_id), live_product)
 
     @classmethod
     def from_view(cls, view: OrderLineView) -> Self:
@@ -254,7 +253,7 @@ class Order(relay.Node):
         description="Who placed the order; null only if the caller may not see that customer.",
     )
     def customer(self, info: Info) -> Customer | Awaitable[Customer | None] | None:
-        return resolved(info.context.loaders.customers.load(self.customer_id), _customer)
+        return resolved(info.context.loaders.customers.load(self.customer_id), customer_or_none)
 
     @strawberry.field(
         graphql_type=list[OrderLine], description="The order's lines, in the order they were given."
@@ -307,11 +306,12 @@ class OrderConnection:
         return await ask(info, CountOrders(self.filter))
 
 
-def _live_product(view: ProductView | None) -> Product | None:
+def live_product(view: ProductView | None) -> Product | None:
+    """A product as clients see it: a deleted one, like a missing one, is null."""
     return Product.from_view(view) if view is not None and not view.deleted else None
 
 
-def _customer(view: CustomerView | None) -> Customer | None:
+def customer_or_none(view: CustomerView | None) -> Customer | None:
     return Customer.from_view(view) if view is not None else None
 
 

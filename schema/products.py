@@ -36,7 +36,7 @@ from schema.errors import (
 )
 from schema.ids import global_id, local_id, read_id
 from schema.messages import ask, read_back, run_command, watch
-from schema.nodes import PRODUCT, Product, ProductConnection
+from schema.nodes import PRODUCT, Product, ProductConnection, live_product
 from schema.pagination import (
     AFTER,
     AFTER_POSITION,
@@ -62,8 +62,7 @@ class ProductQueries:
         local = read_id(id, PRODUCT)
         if local is None:
             return None
-        view = await info.context.loaders.products.load(local)
-        return Product.from_view(view) if view is not None and not view.deleted else None
+        return live_product(await info.context.loaders.products.load(local))
 
     @strawberry.field(description="The catalog, a page at a time (at most 100 per page).")
     async def products(
