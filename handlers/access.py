@@ -15,6 +15,8 @@ from mediator import Context, ContextKey, Next, NextStream
 class Role(enum.Enum):
     CUSTOMER = "customer"
     STAFF = "staff"
+    SYSTEM = "system"
+    """The service itself, acting on its own account (a reaction's command); never a token's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +28,12 @@ class Identity:
 
     @property
     def is_staff(self) -> bool:
-        return self.role is Role.STAFF
+        """Staff, or the service itself, which may do whatever staff may."""
+        return self.role is Role.STAFF or self.role is Role.SYSTEM
+
+    @property
+    def is_system(self) -> bool:
+        return self.role is Role.SYSTEM
 
     @property
     def customer_id(self) -> str | None:
@@ -60,6 +67,11 @@ def anyone(_message: object, _caller: Identity | None) -> bool:
 
 def staff(_message: object, caller: Identity | None) -> bool:
     return caller is not None and caller.is_staff
+
+
+def system(_message: object, caller: Identity | None) -> bool:
+    """Only the service itself: a command that reactions send, and no caller may."""
+    return caller is not None and caller.is_system
 
 
 def signed_in(_message: object, caller: Identity | None) -> bool:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.access import Policy
+from handlers.mail import Mailer
 from handlers.query_cache import Cached
-from mediator import ConfigurationError, Registry
+from mediator import ConfigurationError, Mediator, Registry
 from persistence.event_tail import EventTail
 from persistence.projector import Projection
 from persistence.tail_events import ViewLoader
@@ -40,6 +41,23 @@ class Wiring:
     """Whether anyone may watch stock levels (ORDERDESK_PUBLIC_STOCK_EVENTS)."""
     ids: Callable[[str], str] = new_id
     """A new id for an entity of the given kind (unit tests count them instead)."""
+    mailer: Mailer | None = None
+    """What reaction handlers send email with; None where nothing reacts (unit tests of
+    queries and commands)."""
+
+
+class Worker(Protocol):
+    """Something a feature runs in the background while the service runs, beside the
+    reactor: a webhook courier, a timer for due orders. Several processes may run one
+    each; a worker shares its work with the others' by claiming rows, never by memory."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+WorkerFactory = Callable[[Wiring, Mediator], Worker]
+"""Makes a feature's worker once the mediator is built (a worker sends commands with it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,7 @@ class Feature:
     projections: Sequence[Projection] = ()
     views: Mapping[str, ViewLoader] = field(default_factory=dict)
     """The event tail's view loaders, by stream type."""
+    workers: Sequence[WorkerFactory] = ()
 
 
 K = TypeVar("K")

@@ -17,6 +17,9 @@ C = TypeVar("C")
 R = TypeVar("R")
 
 _CURRENT = ContextKey[UnitOfWork | None]("unit of work")
+CAUSED_BY = ContextKey[str]("caused by")
+"""The id of the event a reaction was handling when it sent this command (handlers/reactions.py):
+its events record it, so that `orderdesk trace` can follow a request to all it caused."""
 
 
 def in_transaction(store: CommandStore) -> Callable[[object, Next[object], Context], Any]:
@@ -28,7 +31,12 @@ def in_transaction(store: CommandStore) -> Callable[[object, Next[object], Conte
     """
 
     async def transaction(message: object, call_next: Next[object], ctx: Context) -> object:
-        new = store.unit_of_work(correlation_id=ctx.correlation_id, claim=ctx.find(CLAIM))
+        new = store.unit_of_work(
+            correlation_id=ctx.correlation_id,
+            claim=ctx.find(CLAIM),
+            command=type(message).__name__,
+            causation_id=ctx.find(CAUSED_BY),
+        )
         async with new as work:
             ctx.set(_CURRENT, work)
             try:

@@ -1,7 +1,7 @@
 """An in-process mediator for CQRS: commands and queries to one handler each, notifications
 to many, streams to one, all through composable behaviors. Standard library only."""
 
-from mediator.context import Context, ContextKey
+from mediator.context import HANDLER_NAME, Context, ContextKey
 from mediator.errors import (
     ConfigurationError,
     DeadlineExceeded,
@@ -17,6 +17,7 @@ from mediator.routes import Route
 from mediator.types import Next, NextStream
 
 __all__ = [
+    "HANDLER_NAME",
     "Command",
     "Concurrent",
     "ConfigurationError",

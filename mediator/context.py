@@ -116,6 +116,11 @@ class Context:
         )
 
 
+HANDLER_NAME = ContextKey[str]("handler name")
+"""On the context a notification handler gets: its own name, as ``subscribe`` gave it (so a
+handler can key what it does by who it is, a reactor's effects by handler and event)."""
+
+
 def _now() -> float:
     """The clock deadlines are measured on: the running loop's, as ``asyncio.timeout_at``."""
     try:

@@ -1,7 +1,8 @@
 """The mediator: sends requests, publishes notifications and opens streams."""
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Coroutine
+from functools import partial
 from typing import Any, TypeVar
 
 from mediator.context import Context
@@ -65,18 +66,31 @@ class Mediator:
         return pipeline(request, ctx)
 
     def publish(
-        self, notification: Notification, ctx: Context | None = None
+        self,
+        notification: Notification,
+        ctx: Context | None = None,
+        *,
+        only: Collection[str] | None = None,
     ) -> Coroutine[Any, Any, None]:
         """Deliver ``notification`` to every handler of its type and of its bases: ``await`` it.
 
         Every handler runs even when others fail; afterwards ``PublishError`` holds all the
-        failures. ``DeadlineExceeded`` if ``ctx.deadline`` passes first.
+        failures. ``DeadlineExceeded`` if ``ctx.deadline`` passes first. ``only`` names the
+        handlers to deliver to, leaving out the rest: a caller that keeps each handler's
+        progress apart (a reactor with a checkpoint per handler) delivers to those behind.
         """
         if ctx is None:
             ctx = Context()
         elif ctx.deadline is not None:
-            return self._before_deadline(self._publish_now, notification, ctx)
-        return self._publish_now(notification, ctx)
+            return self._before_deadline(partial(self._publish_now, only=only), notification, ctx)
+        return self._publish_now(notification, ctx, only=only)
+
+    def subscribers(self, notification_type: type) -> tuple[str, ...]:
+        """The names of the handlers ``publish`` delivers a ``notification_type`` to."""
+        names, _ = self._deliveries.get(notification_type) or self._notification_deliveries(
+            notification_type
+        )
+        return names
 
     def stream(
         self, request: StreamRequest[T], ctx: Context | None = None
@@ -108,10 +122,16 @@ class Mediator:
         result: R = await pipeline(request, ctx)
         return result
 
-    async def _publish_now(self, notification: Notification, ctx: Context) -> None:
+    async def _publish_now(
+        self, notification: Notification, ctx: Context, only: Collection[str] | None = None
+    ) -> None:
         names, deliveries = self._deliveries.get(
             notification.__class__
         ) or self._notification_deliveries(notification.__class__)
+        if only is not None:
+            chosen = [i for i, name in enumerate(names) if name in only]
+            names = tuple(names[i] for i in chosen)
+            deliveries = tuple(deliveries[i] for i in chosen)
         if not deliveries:
             return
         outcomes = await self._publisher(deliveries, notification, ctx)
@@ -165,12 +185,11 @@ class Mediator:
         self, notification_type: type
     ) -> tuple[tuple[str, ...], tuple[Delivery, ...]]:
         registrations = self._registrations
-        handlers = registrations.subscribers_for(notification_type)
+        subscriptions = registrations.subscribers_for(notification_type)
         behaviors = registrations.behaviors_for(notification_type)
-        names = tuple(qualified_name(handler) for handler in handlers)
         route = (
-            names,
-            tuple(delivery(name, h, behaviors) for name, h in zip(names, handlers, strict=True)),
+            tuple(s.name for s in subscriptions),
+            tuple(delivery(s.name, s.handler, behaviors) for s in subscriptions),
         )
         self._deliveries[notification_type] = route
         return route

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from types import MethodType
 from typing import Any, TypeAlias
 
-from mediator.context import Context
+from mediator.context import HANDLER_NAME, Context
 from mediator.names import qualified_name
 from mediator.types import Delivery
 
@@ -110,8 +110,10 @@ def delivery(
     pipeline = chain(behaviors, as_coroutine_function(handler))
 
     async def deliver(notification: Any, ctx: Context) -> Exception | None:
+        own = ctx.copy()
+        own.set(HANDLER_NAME, name)
         try:
-            await pipeline(notification, ctx.copy())
+            await pipeline(notification, own)
         except Exception as exc:
             exc.add_note(f"raised by notification handler {name}")
             logger.error(

@@ -21,6 +21,8 @@ class Scoped:
 class Subscription:
     notification_type: type
     handler: Callable[..., Any]
+    name: str
+    """How failures, ``describe()`` and ``publish(only=...)`` name the handler."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +50,14 @@ class Registrations:
     def stream_handler_for(self, message_type: type) -> Callable[..., Any] | None:
         return _most_specific(self.streams, message_type)
 
-    def subscribers_for(self, notification_type: type) -> tuple[Callable[..., Any], ...]:
+    def subscribers_for(self, notification_type: type) -> tuple[Subscription, ...]:
         """Every handler subscribed to the type or a base, once each, in subscription order."""
-        found: list[Callable[..., Any]] = []
+        found: list[Subscription] = []
         for subscription in self.subscriptions:
             if issubclass(notification_type, subscription.notification_type) and not any(
-                subscription.handler is seen for seen in found
+                subscription.handler is seen.handler for seen in found
             ):
-                found.append(subscription.handler)
+                found.append(subscription)
         return tuple(found)
 
     def behaviors_for(self, message_type: type) -> tuple[Callable[..., Any], ...]:

@@ -56,21 +56,33 @@ class Registry:
         self._handlers[request_type] = handler
 
     def subscribe(
-        self, notification_type: type[Note], handler: Callable[[Note, Context], Awaitable[Any]]
+        self,
+        notification_type: type[Note],
+        handler: Callable[[Note, Context], Awaitable[Any]],
+        *,
+        name: str | None = None,
     ) -> None:
-        """Add ``handler`` to those that receive ``notification_type`` and its subclasses."""
+        """Add ``handler`` to those that receive ``notification_type`` and its subclasses.
+
+        ``name`` (the handler's qualified name by default) is how failures, ``describe()``
+        and ``publish(only=...)`` name it; a name given is one handler's, whatever it
+        subscribes to.
+        """
         _require_subclass(notification_type, Notification, "subscribe", "a Notification")
         _require_callable(handler, "subscribe")
+        chosen = name is not None
+        name = name or qualified_name(handler)
         for subscription in self._subscriptions:
             if (
                 subscription.notification_type is notification_type
                 and subscription.handler is handler
             ):
                 raise ConfigurationError(
-                    f"{qualified_name(handler)} is already subscribed to "
-                    f"{qualified_name(notification_type)}"
+                    f"{name} is already subscribed to {qualified_name(notification_type)}"
                 )
-        self._subscriptions.append(Subscription(notification_type, handler))
+            if chosen and subscription.name == name and subscription.handler is not handler:
+                raise ConfigurationError(f"two notification handlers are named {name}")
+        self._subscriptions.append(Subscription(notification_type, handler, name))
 
     def stream(
         self, request_type: type[Str], handler: Callable[[Str, Context], AsyncIterator[Any]]

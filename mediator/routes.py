@@ -48,7 +48,7 @@ def describe(registrations: Registrations) -> list[Route]:
             Route(
                 message_type=message_type,
                 kind="notification",
-                handlers=_names(registrations.subscribers_for(message_type)),
+                handlers=tuple(s.name for s in registrations.subscribers_for(message_type)),
                 behaviors=_names(registrations.behaviors_for(message_type)),
                 exception_handlers=(),
             )

@@ -219,6 +219,79 @@ class Settings(BaseSettings):
         gt=0,
         description="A command or query slower than this many milliseconds is logged at WARNING.",
     )
+    # ---- reactions: what the service does when something happened (handlers/reactions.py)
+    reaction_max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Attempts at one event before a reaction handler is parked (`orderdesk "
+        "reactions retry NAME` resumes it).",
+    )
+    reaction_retry_delay: float = Field(
+        0.5,
+        gt=0,
+        description="Seconds before a failed reaction's first retry; each later one waits "
+        "twice as long as the one before.",
+    )
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="smtp://user:pass@host:port (STARTTLS when the server offers it; "
+        "?starttls=require to insist) or smtps://... (TLS from the start). Unset, emails "
+        "are written as .eml files to outbox_dir instead.",
+    )
+    smtp_timeout: float = Field(
+        10.0, gt=0, description="Seconds to connect to the SMTP server and for each reply."
+    )
+    outbox_dir: str = Field(
+        "outbox", description="Where emails are written as .eml files when smtp_url is unset."
+    )
+    mail_from: str = Field(
+        "orderdesk <orderdesk@localhost>", description="The From of every email."
+    )
+    marketing_email: str | None = Field(
+        None,
+        description="Told of each new customer who opted in to marketing; unset, no one is.",
+    )
+    staff_email: str | None = Field(
+        None, description="Told when a product's stock falls to low_stock_threshold or below."
+    )
+    low_stock_threshold: int = Field(
+        5, ge=0, description="Stock at or below which staff_email gets one alert per crossing."
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Let webhooks reach private, loopback and link-local addresses (tests, "
+        "a private network); off, a URL that resolves to one is refused.",
+    )
+    webhook_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to connect to a webhook's endpoint."
+    )
+    webhook_read_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for a webhook endpoint's answer."
+    )
+    webhook_retry_for: float = Field(
+        86_400.0,
+        gt=0,
+        description="Seconds a webhook delivery is retried (with exponential backoff) before "
+        "it is given up.",
+    )
+    webhook_retry_delay: float = Field(
+        10.0, gt=0, description="Seconds before a failed webhook delivery's first retry."
+    )
+    webhook_max_failures: int = Field(
+        20,
+        ge=1,
+        description="Failed attempts in a row, across its deliveries, after which a webhook "
+        "is disabled.",
+    )
+    sign_in_code_ttl: float = Field(
+        600.0, gt=0, description="Seconds a sign-in code stays valid (ten minutes)."
+    )
+    pending_order_ttl: str | None = Field(
+        None,
+        description="Cancel an order still PENDING this long after it was placed (reason "
+        "`expired`), e.g. 30m, 2h, 45s or a number of seconds; unset, none is.",
+        pattern=r"^\s*\d+(\.\d+)?\s*[smhd]?\s*$",
+    )
     # ---- the HTTP server (orderdesk serve)
     header_timeout: float = Field(
         10.0, gt=0, description="Seconds a connection may take to send a request's headers."
@@ -252,5 +325,17 @@ class Settings(BaseSettings):
         return not self.production if self.suggestions is None else self.suggestions
 
     @property
+    def pending_order_seconds(self) -> float | None:
+        """pending_order_ttl in seconds, or None when orders do not expire."""
+        if self.pending_order_ttl is None:
+            return None
+        text = self.pending_order_ttl.strip()
+        unit = text[-1] if text[-1] in _SECONDS else "s"
+        return float(text.rstrip(unit).strip()) * _SECONDS[unit]
+
+    @property
     def read_models_url(self) -> str:
         return self.read_database_url or self.database_url
+
+
+_SECONDS = {"s": 1.0, "m": 60.0, "h": 3_600.0, "d": 86_400.0}

@@ -66,6 +66,9 @@ class Tokens:
                 options={"require": ["sub", "exp", "iss", "role"]},
             )
             identity = Identity(str(claims["sub"]), Role(claims["role"]))
+            if identity.is_system:
+                # The service's own identity is never a bearer's, however the token was signed.
+                raise ValueError("a token may not carry the system role")
             return Credential(identity, float(claims["exp"]))
         except jwt.ExpiredSignatureError:
             raise InvalidToken("the bearer token has expired") from None

@@ -47,25 +47,31 @@ async def checkpoint_rows(
 
 
 async def ensure_checkpoint_rows(
-    connection: AsyncConnection, names: Iterable[str]
+    connection: AsyncConnection, names: Iterable[str], *, at: int = 0
 ) -> dict[str, Row[Any]]:
-    """Every checkpoint row, those of `names` that were missing inserted at 0 first."""
+    """Every checkpoint row, those of `names` that were missing inserted at `at` first."""
     rows = await checkpoint_rows(connection)
     missing = set(names) - set(rows)
     if missing:
         # Every worker of a fresh database gets here at once: the rows one inserts
         # are the others' to skip, and what counts is what is stored afterwards.
         for name in sorted(missing):
-            await connection.execute(new_checkpoint(connection, name))
+            await connection.execute(new_checkpoint(connection, name, position=at))
         rows = await checkpoint_rows(connection)
     return rows
 
 
 def new_checkpoint(
-    connection: AsyncConnection, name: str, *, rebuilds: int = 0, leader: str | None = None
+    connection: AsyncConnection,
+    name: str,
+    *,
+    position: int = 0,
+    rebuilds: int = 0,
+    leader: str | None = None,
 ) -> Insert:
-    """A checkpoint row at 0 that another process may have inserted first: then nothing."""
-    values = {"name": name, "position": 0, "rebuilds": rebuilds, "leader": leader}
+    """A checkpoint row at `position` that another process may have inserted first: then
+    nothing."""
+    values = {"name": name, "position": position, "rebuilds": rebuilds, "leader": leader}
     if connection.dialect.name == "postgresql":
         return postgresql_insert(projection_checkpoints).values(values).on_conflict_do_nothing()
     return sqlite_insert(projection_checkpoints).values(values).on_conflict_do_nothing()

@@ -36,6 +36,10 @@ class StoredEvent:
     event: object
     occurred_at: datetime
     correlation_id: str
+    command: str | None = None
+    """The command that wrote it (None for events older than this column)."""
+    causation_id: str | None = None
+    """The event a reaction reacted to when it wrote this one; None for a request's own."""
 
 
 _AFTER = (
@@ -63,6 +67,8 @@ class EventLog:
         *,
         occurred_at: datetime,
         correlation_id: str,
+        command: str | None = None,
+        causation_id: str | None = None,
     ) -> int:
         """Append in the caller's transaction; returns the last position written (0 if none).
 
@@ -89,6 +95,8 @@ class EventLog:
                 "payload": self.codec.encode(new.event),
                 "occurred_at": occurred_at,
                 "correlation_id": correlation_id,
+                "command": command,
+                "causation_id": causation_id,
             }
             for new in events
         ]
@@ -122,6 +130,8 @@ class EventLog:
                 event=self.codec.decode(row.event_type, row.payload),
                 occurred_at=row.occurred_at,
                 correlation_id=row.correlation_id,
+                command=row.command,
+                causation_id=row.causation_id,
             )
             for row in rows
         ]

@@ -46,8 +46,13 @@ event_log = Table(
     Column("payload", JSON, nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("correlation_id", String(64), nullable=False),
+    # The command that wrote the event, and, for a reaction's write, the id of the event it
+    # reacted to: what `orderdesk trace` follows from one request to all it caused.
+    Column("command", String(80), nullable=True),
+    Column("causation_id", String(36), nullable=True),
     # A second writer of the same aggregate version fails here, whatever the rows said.
     UniqueConstraint("stream_id", "stream_version"),
+    Index("ix_event_log_correlation_id", "correlation_id"),
 )
 
 products = Table(

@@ -56,8 +56,16 @@ class CommandStore(Protocol):
     """Storage as the command pipeline sees it: the SQL store in service, an in-memory one in
     unit tests, handed to `bootstrap` like any other dependency."""
 
-    def unit_of_work(self, *, correlation_id: str, claim: IdempotencyClaim | None) -> UnitOfWork:
-        """A new unit of work for one command; a keyed command's claim is stored with its write."""
+    def unit_of_work(
+        self,
+        *,
+        correlation_id: str,
+        claim: IdempotencyClaim | None,
+        command: str | None = None,
+        causation_id: str | None = None,
+    ) -> UnitOfWork:
+        """A new unit of work for one command; a keyed command's claim is stored with its
+        write, and its events record the command's name and the event that caused it."""
         ...
 
     async def outcome(self, claim: IdempotencyClaim) -> StoredOutcome | None:
@@ -88,8 +96,17 @@ class SqlCommandStore:
         self._outcomes_engine = outcomes_engine
         self._read_models_at = read_models_at
 
-    def unit_of_work(self, *, correlation_id: str, claim: IdempotencyClaim | None) -> UnitOfWork:
-        return self._new(correlation_id=correlation_id, claim=claim)
+    def unit_of_work(
+        self,
+        *,
+        correlation_id: str,
+        claim: IdempotencyClaim | None,
+        command: str | None = None,
+        causation_id: str | None = None,
+    ) -> UnitOfWork:
+        return self._new(
+            correlation_id=correlation_id, claim=claim, command=command, causation_id=causation_id
+        )
 
     async def outcome(self, claim: IdempotencyClaim) -> StoredOutcome | None:
         # Not on the write engine: a look must not queue behind SQLite's one writer.
@@ -110,7 +127,11 @@ class SqlUnitOfWork:
         correlation_id: str,
         on_commit: Callable[[int], None],
         claim: IdempotencyClaim | None = None,
+        command: str | None = None,
+        causation_id: str | None = None,
     ) -> None:
+        self._command = command
+        self._causation_id = causation_id
         self._engine = engine
         self._log = log
         self._clock = clock
@@ -164,7 +185,12 @@ class SqlUnitOfWork:
                 for i, event in enumerate(aggregate.pending_events)
             )
         position = await self._log.append(
-            connection, new_events, occurred_at=now, correlation_id=self._correlation_id
+            connection,
+            new_events,
+            occurred_at=now,
+            correlation_id=self._correlation_id,
+            command=self._command,
+            causation_id=self._causation_id,
         )
         if self._claim is not None:
             written = self._written(self._claim.kind, [a for _, a in changed])

@@ -88,6 +88,8 @@ class FakeEvent:
     event: object
     correlation_id: str
     occurred_at: datetime
+    command: str | None = None
+    causation_id: str | None = None
 
 
 @dataclass
@@ -109,9 +111,20 @@ class FakeStore:
         return [(e.stream_id, e.version, e.event) for e in self.log]
 
     def unit_of_work(
-        self, *, correlation_id: str, claim: IdempotencyClaim | None
+        self,
+        *,
+        correlation_id: str,
+        claim: IdempotencyClaim | None,
+        command: str | None = None,
+        causation_id: str | None = None,
     ) -> FakeUnitOfWork:
-        return FakeUnitOfWork(self, correlation_id=correlation_id, claim=claim)
+        return FakeUnitOfWork(
+            self,
+            correlation_id=correlation_id,
+            claim=claim,
+            command=command,
+            causation_id=causation_id,
+        )
 
     async def outcome(self, claim: IdempotencyClaim) -> StoredOutcome | None:
         return self.outcomes.get((claim.scope, claim.key))
@@ -128,7 +141,11 @@ class FakeUnitOfWork:
         *,
         correlation_id: str = "test",
         claim: IdempotencyClaim | None = None,
+        command: str | None = None,
+        causation_id: str | None = None,
     ) -> None:
+        self._command = command
+        self._causation_id = causation_id
         self._store = store
         self._correlation_id = correlation_id
         self._claim = claim
@@ -164,7 +181,15 @@ class FakeUnitOfWork:
         for _, aggregate in changed:
             first = aggregate.stored_version + 1
             store.log.extend(
-                FakeEvent(aggregate.id, first + i, event, self._correlation_id, now)
+                FakeEvent(
+                    aggregate.id,
+                    first + i,
+                    event,
+                    self._correlation_id,
+                    now,
+                    self._command,
+                    self._causation_id,
+                )
                 for i, event in enumerate(aggregate.pending_events)
             )
         # The last event's position, as the log numbers them; 0 when nothing was appended.

@@ -1,0 +1,21 @@
+"""sent_emails (to be written)
+
+Revision ID: read_0005
+Revises: read_0004
+Create Date: 2026-12-01 22:30:00
+"""
+
+from collections.abc import Sequence
+
+revision: str = "read_0005"
+down_revision: str | None = "read_0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
