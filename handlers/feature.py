@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +29,30 @@ def new_id(kind: str) -> str:
     return uuid.uuid4().hex
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Reacting:
+    """What reaction handlers and workers take from the service's settings."""
+
+    marketing_email: str | None = None
+    staff_email: str | None = None
+    low_stock_threshold: int = 5
+    pending_order_ttl: float | None = None
+    """Seconds after which a PENDING order is cancelled as expired; None, never."""
+    sign_in_code_ttl: float = 600.0
+    webhook_allow_private: bool = False
+    webhook_connect_timeout: float = 5.0
+    webhook_read_timeout: float = 10.0
+    webhook_retry_for: float = 86_400.0
+    webhook_retry_delay: float = 10.0
+    webhook_max_failures: int = 20
+    poll_interval: float = 1.0
+    """Seconds between a worker's looks for due work when nothing woke it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Wiring:
     """What the service hands every feature's handlers as it registers them."""
@@ -44,6 +69,13 @@ class Wiring:
     mailer: Mailer | None = None
     """What reaction handlers send email with; None where nothing reacts (unit tests of
     queries and commands)."""
+    reacting: Reacting = Reacting()
+    effects_engine: AsyncEngine | None = None
+    """Where reactions and workers keep what they did (emails sent, webhook deliveries, due
+    orders): the read-model database's write engine, beside the reactions' checkpoints."""
+    write_reads_engine: AsyncEngine | None = None
+    """Reads of the write model outside any command (a webhook's signing secret)."""
+    clock: Callable[[], datetime] = utc_now
 
 
 class Worker(Protocol):

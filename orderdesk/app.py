@@ -166,11 +166,15 @@ def create_app(
                 down = {"status": "unavailable", "database": "down"}
                 return JSONResponse(down, status_code=503)
             database_seen_at = now
+        reactions_parked = [s.name for s in services.reactor.status() if s.parked_error]
         body = {
-            "status": "degraded" if parked else "ok",
+            "status": "degraded" if parked or reactions_parked else "ok",
             "projectionsParked": parked,
+            "reactionsParked": reactions_parked,
             "projectedPosition": services.projector.position,
         }
+        # A parked reaction (emails, webhooks) is for an operator to see, not a reason to
+        # take this process out of the load balancer: it still answers every request right.
         return JSONResponse(body, status_code=503 if parked else 200)
 
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None

@@ -13,24 +13,26 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import customers, orders, products
 from handlers.access import Policy, authorize, authorize_streams
-from handlers.feature import Feature, Wiring, merged, new_id
+from handlers.feature import Feature, Reacting, Wiring, Worker, merged, new_id
 from handlers.idempotency import idempotent
 from handlers.metrics import measure_messages
 from handlers.pipeline import database_unavailable, log_messages, read_your_writes
 from handlers.query_cache import Cached, CacheInvalidation, cache_queries
 from handlers.rate_limit import limit_per_address
+from handlers.reactions import Reactions
 from handlers.tracing import Behavior, observed, trace_messages
 from handlers.transaction import in_transaction
 from handlers.validation import validate_command
 from mediator import Command, ConfigurationError, Mediator, Query, Registry, Request
 from orderdesk import tracing
-from orderdesk.operational_metrics import Lags, OperationalMetrics
+from orderdesk.operational_metrics import Lags, OperationalMetrics, ReactionLags
 from orderdesk.persisted_queries import PersistedQueries, persisted_queries_for
 from orderdesk.rate_limits import RateLimits, rate_limits_for
 from orderdesk.settings import Settings
@@ -42,6 +44,7 @@ from persistence.event_tail import EventTail
 from persistence.migrate import migrate
 from persistence.projector import Projection, Projector
 from persistence.query_cache import LocalQueryCache, QueryCache, RedisQueryCache
+from persistence.reactor import Reactor
 from persistence.tail_events import ViewLoader
 from persistence.unit_of_work import CommandStore, SqlCommandStore
 from persistence.wakeup import NoWakeUps, WakeUps, wake_ups_for
@@ -49,12 +52,14 @@ from persistence.wakeup import NoWakeUps, WakeUps, wake_ups_for
 FEATURES: tuple[Feature, ...] = (products.FEATURE, customers.FEATURE, orders.FEATURE)
 PROJECTIONS = [projection for feature in FEATURES for projection in feature.projections]
 TAIL_READS = tuple(p.name for p in PROJECTIONS)
+PROJECTION_NAMES = TAIL_READS
 """The read models the event tail's views read (an order's view reads its customer's
 summary too): while one is parked, subscribers are held back."""
 POLICIES: dict[type, Policy] = merged(FEATURES, lambda feature: feature.policies)
 IDEMPOTENT: dict[type, str] = merged(FEATURES, lambda feature: feature.idempotent)
 CACHED: dict[type, Cached] = merged(FEATURES, lambda feature: feature.cached)
 VIEWS: dict[str, ViewLoader] = merged(FEATURES, lambda feature: feature.views)
+EVENT_TYPES = [event for feature in FEATURES for event in feature.event_types]
 
 logger = logging.getLogger("orderdesk")
 
@@ -75,10 +80,13 @@ class Services:
     projector: Projector
     tail: EventTail
     mediator: Mediator
+    reactor: Reactor
     metrics: CollectorRegistry
     operations: OperationalMetrics
     """HTTP, websockets, subscriptions, fan-out, lags (orderdesk/operational_metrics.py)."""
     wake_ups: WakeUps = field(default_factory=NoWakeUps)
+    workers: Sequence[Worker] = ()
+    """The features' background loops (a webhook courier, a timer), run after the reactor."""
     _uninstrument: Callable[[], None] | None = field(default=None, init=False, repr=False)
     """Takes SQL tracing off the engines again (set by `start` when tracing is on)."""
     query_cache: QueryCache | None = None
@@ -117,10 +125,24 @@ class Services:
         await self.projector.start()
         self.tail.start(self.projector.applied_by(TAIL_READS))
         self.projector.watch(TAIL_READS, self.tail.advance_to)
-        await self.wake_ups.start(self.projector.wake)
+        # The reactor delivers what the read models show (Reactor's `up_to`): each time
+        # they move, it looks.
+        self.projector.watch(PROJECTION_NAMES, lambda _position, _parked: self.reactor.wake())
+        await self.reactor.start()
+        for worker in self.workers:
+            await worker.start()
+        await self.wake_ups.start(self.wake)
+
+    def wake(self, position: int | None = None) -> None:
+        """Another process committed events (up to `position`, if known)."""
+        self.projector.wake(position)
+        self.reactor.wake(position)
 
     async def stop(self) -> None:
         await self.wake_ups.stop()
+        for worker in reversed(self.workers):
+            await worker.stop()
+        await self.reactor.stop()
         await self.tail.stop()
         await self.projector.stop()
         for engine in self._engines():
@@ -208,7 +230,7 @@ def bootstrap(
     )
 
     codec = EventCodec()
-    codec.register([event for feature in FEATURES for event in feature.event_types])
+    codec.register(EVENT_TYPES)
     log = EventLog(codec)
     metrics = CollectorRegistry()
     operations = OperationalMetrics(metrics)
@@ -298,11 +320,28 @@ def bootstrap(
         tail=tail,
         public_stock_events=settings.public_stock_events,
         ids=ids,
+        mailer=None,
+        reacting=reacting_for(settings),
+        effects_engine=read_model_engine,
+        write_reads_engine=log_engine,
+        clock=clock,
     )
     for feature in FEATURES:
         feature.register(registry, wiring)
     mediator = registry.build()
     check_policies(mediator, POLICIES)
+    reactor = reactor_for(
+        settings,
+        Reactions(mediator, EVENT_TYPES),
+        log=log,
+        log_engine=log_engine,
+        engine=read_model_engine,
+        checkpoint_engine=read_engine,
+        projector=projector,
+        operations=operations,
+        tracer=tracer,
+    )
+    metrics.register(ReactionLags(reactor))
 
     return Services(
         settings=settings,
@@ -315,12 +354,63 @@ def bootstrap(
         projector=projector,
         tail=tail,
         mediator=mediator,
+        reactor=reactor,
+        workers=[make(wiring, mediator) for feature in FEATURES for make in feature.workers],
         wake_ups=wake_ups,
         metrics=metrics,
         operations=operations,
         query_cache=query_cache,
         rate_limits=rate_limits,
         persisted_queries=persisted_queries_for(settings),
+    )
+
+
+def reactor_for(
+    settings: Settings,
+    reactions: Reactions,
+    *,
+    log: EventLog,
+    log_engine: AsyncEngine,
+    engine: AsyncEngine,
+    checkpoint_engine: AsyncEngine,
+    projector: Projector,
+    operations: OperationalMetrics,
+    tracer: Tracer | None,
+) -> Reactor:
+    """The reactor over the mediator's reaction handlers; it delivers what the read models
+    show already (`up_to`), so that a handler reading them finds its event applied."""
+    return Reactor(
+        log=log,
+        log_engine=log_engine,
+        engine=engine,
+        checkpoint_engine=checkpoint_engine,
+        takes=reactions.takes,
+        deliver=reactions.deliver,
+        poll_interval=settings.poll_interval,
+        max_attempts=settings.reaction_max_attempts,
+        retry_delay=settings.reaction_retry_delay,
+        lease_timeout=settings.projection_lease_timeout,
+        tracer=tracer,
+        delivered=operations.reaction_delivered,
+        failed=operations.reaction_failed,
+        up_to=lambda: projector.position,
+    )
+
+
+def reacting_for(settings: Settings) -> Reacting:
+    return Reacting(
+        marketing_email=settings.marketing_email,
+        staff_email=settings.staff_email,
+        low_stock_threshold=settings.low_stock_threshold,
+        pending_order_ttl=settings.pending_order_seconds,
+        sign_in_code_ttl=settings.sign_in_code_ttl,
+        webhook_allow_private=settings.webhook_allow_private,
+        webhook_connect_timeout=settings.webhook_connect_timeout,
+        webhook_read_timeout=settings.webhook_read_timeout,
+        webhook_retry_for=settings.webhook_retry_for,
+        webhook_retry_delay=settings.webhook_retry_delay,
+        webhook_max_failures=settings.webhook_max_failures,
+        poll_interval=settings.poll_interval,
     )
 
 

@@ -14,6 +14,7 @@ from strawberry.printer import print_schema
 
 from orderdesk import seed_and_token_commands, server
 from orderdesk.bootstrap import bootstrap
+from orderdesk.reaction_commands import reactions_cli
 from orderdesk.settings import Settings
 from persistence.projector import UnknownProjection
 from schema.possible_types import possible_types_json
@@ -22,6 +23,7 @@ from schema.root import build_schema
 cli = typer.Typer(help="orderdesk: an order-management GraphQL API.", no_args_is_help=True)
 projections_cli = typer.Typer(help="Inspect the read-model projections.", no_args_is_help=True)
 cli.add_typer(projections_cli, name="projections")
+cli.add_typer(reactions_cli, name="reactions")
 
 
 @cli.command()

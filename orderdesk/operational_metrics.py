@@ -17,11 +17,13 @@ from prometheus_client.registry import Collector
 
 from persistence.event_tail import EventTail
 from persistence.projector import Projector
+from persistence.reactor import Reactor
 
 OTHER = "other"
 METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 """Any other method is counted as `other`: a label's values must stay few."""
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+REACTION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
 class OperationalMetrics:
@@ -73,8 +75,39 @@ class OperationalMetrics:
             "timeout (answered READ_MODEL_LAGGING; the write is committed).",
             registry=registry,
         ).inc
+        self._reaction_delays = Histogram(
+            "orderdesk_reaction_delay_seconds",
+            "Seconds from an event's commit to a reaction handler's successful handling of "
+            "it, by handler (retries included).",
+            ["handler"],
+            buckets=REACTION_BUCKETS,
+            registry=registry,
+        )
+        self._reaction_failures = Counter(
+            "orderdesk_reaction_failures",
+            "Failed deliveries of an event to a reaction handler, by handler (each is "
+            "retried with backoff, then the handler is parked).",
+            ["handler"],
+            registry=registry,
+        )
         self._socket_children_cache: dict[str, tuple[Any, Any]] = {}
         self._subscription_children: dict[str, Any] = {}
+        self._reaction_children: dict[str, tuple[Any, Any]] = {}
+
+    def reaction_delivered(self, handler: str, seconds: float) -> None:
+        self._reaction_child(handler)[0].observe(seconds)
+
+    def reaction_failed(self, handler: str) -> None:
+        self._reaction_child(handler)[1].inc()
+
+    def _reaction_child(self, handler: str) -> tuple[Any, Any]:
+        children = self._reaction_children.get(handler)
+        if children is None:
+            children = self._reaction_children[handler] = (
+                self._reaction_delays.labels(handler),
+                self._reaction_failures.labels(handler),
+            )
+        return children
 
     def http_request(self, method: str, route: str, status: int) -> None:
         """`route` is already bounded (orderdesk/observed_requests.py); `method` is here."""
@@ -163,5 +196,39 @@ class Lags(Collector):
                 "orderdesk_event_tail_lag_seconds",
                 "Seconds since the read models applied the oldest event the event tail has "
                 "not fanned out yet (0 when caught up).",
+            ),
+        )
+
+
+class ReactionLags(Collector):
+    """Each reaction handler's lag behind the log and whether it is parked, at each scrape."""
+
+    def __init__(self, reactor: Reactor) -> None:
+        self._reactor = reactor
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        positions, parked = self._families()
+        for name, behind in self._reactor.lag():
+            positions.add_metric([name], behind)
+        for status in self._reactor.status():
+            parked.add_metric([status.name], 1 if status.parked_error else 0)
+        yield from (positions, parked)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily(
+                "orderdesk_reaction_lag_positions",
+                "Log positions a reaction handler is behind the log's head as this process "
+                "knows it (0 when caught up).",
+                labels=["handler"],
+            ),
+            GaugeMetricFamily(
+                "orderdesk_reaction_parked",
+                "1 while a reaction handler is parked (`orderdesk reactions retry NAME`).",
+                labels=["handler"],
             ),
         )

@@ -31,6 +31,9 @@ def sqlite_settings(directory: Path, **overrides: Any) -> Settings:
             "database_url": sqlite_url(directory),
             "poll_interval": 0.2,
             "jwt_secret": SecretStr(TEST_SECRET),
+            # Emails land beside the database, never in the checkout; retries come fast.
+            "outbox_dir": str(directory / "outbox"),
+            "reaction_retry_delay": 0.05,
             **overrides,
         }
     )

@@ -8,7 +8,16 @@ from typer.testing import CliRunner
 
 from orderdesk.cli import cli
 
-COMMANDS = ["serve", "migrate", "export-schema", "token", "seed", "handlers", "projections"]
+COMMANDS = [
+    "serve",
+    "migrate",
+    "export-schema",
+    "token",
+    "seed",
+    "handlers",
+    "projections",
+    "reactions",
+]
 
 
 def test_help_lists_every_command_in_order() -> None:

@@ -1,0 +1,90 @@
+"""`orderdesk reactions status|retry`: the reaction handlers' checkpoints as the database
+holds them, whichever process delivers to them. The `orderdesk` app (orderdesk/cli.py)
+registers them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import DBAPIError
+
+from orderdesk.bootstrap import bootstrap
+from orderdesk.settings import Settings
+from persistence.reactor import UnknownReaction
+
+reactions_cli = typer.Typer(
+    help="Inspect and resume the reaction handlers (emails, webhooks, expiry).",
+    no_args_is_help=True,
+)
+
+
+@reactions_cli.command("status")
+def reactions_status() -> None:
+    """Each reaction handler's position against the log's head and, if parked, why.
+
+    Reads the checkpoints only: it delivers nothing and changes nothing.
+    """
+
+    async def run() -> None:
+        services = bootstrap(Settings())
+        try:
+            try:
+                head = await services.projector.log_head()
+                statuses = await services.reactor.stored_status()
+            except DBAPIError as error:
+                raise typer.Exit(_unreadable(error)) from None
+            for status in statuses:
+                state = f"parked: {status.parked_error}" if status.parked_error else "running"
+                leader = f"\tdelivered by {status.leader}" if status.leader else ""
+                typer.echo(
+                    f"{status.name}\tposition {status.position} of {head} "
+                    f"({max(0, head - status.position)} behind)\t{state}{leader}"
+                )
+        finally:
+            await services.stop()
+
+    asyncio.run(run())
+
+
+@reactions_cli.command("retry")
+def reactions_retry(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Handlers to try again; every parked one when none is named."),
+    ] = None,
+) -> None:
+    """Try parked reaction handlers again from the event they stopped at.
+
+    Clears their parked error in the database; the server process that delivers to them
+    notices within a poll interval. What a handler did before it was parked is keyed by
+    the event, so nothing it did is done again.
+    """
+
+    async def run() -> None:
+        services = bootstrap(Settings())
+        try:
+            try:
+                retried = await services.reactor.retry(names or None)
+            except UnknownReaction as error:
+                raise typer.BadParameter(str(error)) from None
+            except DBAPIError as error:
+                raise typer.Exit(_unreadable(error)) from None
+            if not retried:
+                typer.echo("no reaction handler was parked")
+            for name in retried:
+                typer.echo(f"{name}\tretrying")
+        finally:
+            await services.stop()
+
+    asyncio.run(run())
+
+
+def _unreadable(error: DBAPIError) -> int:
+    typer.echo(
+        f"cannot read the reactions' checkpoints ({type(error.orig).__name__}); "
+        "is the database migrated? Run `orderdesk migrate`.",
+        err=True,
+    )
+    return 1

@@ -1,0 +1,446 @@
+"""The reactor: hands each committed event to the reaction handlers subscribed to its type,
+at least once, each handler at its own pace.
+
+It follows the event log like the projector, and shares the projector's machinery: each
+handler has a checkpoint row in `projection_checkpoints` (named `reaction:<handler>`), with
+its parked error and its lease (persistence/projection_leases.py), so that of several
+processes on one database one delivers to a handler at a time and the command line sees
+what every process does. Unlike a projection, a handler does its work outside the
+checkpoint's transaction (it sends email, calls other systems, sends commands), so the
+checkpoint moves after the work: a crash in between delivers the event again, and a
+handler keys what it does by its name and the event's id (handlers/reactions.py).
+
+A handler that fails is retried with backoff while the others go on; after
+`max_attempts` failures at one event it is parked until `orderdesk reactions retry NAME`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from opentelemetry.trace import Tracer
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from persistence.checkpoints import (
+    ADVANCE,
+    checkpoint_rows,
+    clear_parked,
+    ensure_checkpoint_rows,
+    mark_parked,
+)
+from persistence.event_log import EventLog, StoredEvent
+from persistence.projection_leases import Leases
+from persistence.projection_states import ProjectionStates
+from persistence.read_model_changes import ChangeNotices
+from persistence.tables import projection_checkpoints
+
+logger = logging.getLogger("orderdesk.reactor")
+
+ROW_PREFIX = "reaction:"
+"""A handler's checkpoint row is named so: projections and reactions share the table."""
+RELEASE_WITHIN = 5.0
+"""Seconds stopping may spend handing the leases back; past it, they expire instead."""
+
+Deliver = Callable[[StoredEvent, Collection[str]], Awaitable[Mapping[str, BaseException]]]
+"""Hand one event to the named handlers; returns those that failed, with their errors."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionStatus:
+    name: str
+    position: int
+    failures: int
+    """Failed attempts at the event it is stuck on, as this process counted them."""
+    parked_error: str | None
+    leader: str | None = None
+    """The process that delivers to it (host:pid:token), if one does."""
+    retry_in: float | None = None
+    """Seconds until this process tries a failed delivery again."""
+
+
+class UnknownReaction(LookupError):
+    """A name that is not one of the reaction handlers'."""
+
+
+class Reactor:
+    """Follows the event log for the reaction handlers; see the module's docstring."""
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        log_engine: AsyncEngine,
+        engine: AsyncEngine,
+        checkpoint_engine: AsyncEngine | None = None,
+        takes: Mapping[str, frozenset[str]],
+        deliver: Deliver,
+        poll_interval: float = 1.0,
+        batch_size: int = 100,
+        max_attempts: int = 5,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 300.0,
+        lease_timeout: float = 3.0,
+        tracer: Tracer | None = None,
+        delivered: Callable[[str, float], None] | None = None,
+        failed: Callable[[str], None] | None = None,
+        up_to: Callable[[], int] | None = None,
+    ) -> None:
+        """`takes` names each handler and the event types it is subscribed to; `deliver`
+        publishes an event to some of them. `delivered` is told each handler's successful
+        delivery with the seconds since the event was committed, `failed` each failure.
+        `up_to` is the last position that may be delivered yet (the read models' mark, so
+        that a handler reading them finds its event applied); None, the log's head."""
+        self._up_to = up_to
+        self._log = log
+        self._log_engine = log_engine
+        self._engine = engine
+        self._checkpoint_engine = checkpoint_engine or engine
+        self._takes = dict(takes)
+        self._rows = {name: ROW_PREFIX + name for name in self._takes}
+        self._deliver = deliver
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
+        self._lease_timeout = lease_timeout
+        self._tracer = tracer
+        self._delivered = delivered
+        self._failed = failed
+        self._leases = Leases(timeout=lease_timeout)
+        self._states = ProjectionStates(
+            self._rows.values(),
+            leases=self._leases,
+            notices=ChangeNotices(None, log=log, log_engine=log_engine, batch_size=batch_size),
+        )
+        self._retry_at: dict[str, float] = {}
+        self._head = 0
+        self._wakeup = asyncio.Event()
+        self._settling = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._takes)
+
+    async def start(self) -> None:
+        """Read (or create) each handler's checkpoint, then follow the log.
+
+        A handler seen for the first time starts at the log's head: a handler added to a
+        running shop reacts to what happens from now on, not to its whole history.
+        """
+        if not self._takes:
+            return
+        async with self._log_engine.connect() as connection:
+            self._head = await self._log.head(connection)
+        async with self._engine.begin() as connection:
+            rows = await ensure_checkpoint_rows(connection, self._rows.values(), at=self._head)
+        self._states.loaded(rows)
+        await self._look_around()
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="reactor"),
+            asyncio.create_task(self._beat(), name="reactor leases"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._leases.held:
+            try:
+                async with asyncio.timeout(RELEASE_WITHIN), self._engine.begin() as connection:
+                    await self._leases.release(connection)
+            except Exception:
+                logger.warning("could not hand back the reaction leases", exc_info=True)
+
+    def wake(self, position: int | None = None) -> None:
+        """New events may be in the log (up to `position`, if known): look now."""
+        if position is not None:
+            self._head = max(self._head, position)
+        self._wakeup.set()
+
+    def status(self) -> list[ReactionStatus]:
+        """What this process knows, as of its last look at the checkpoints."""
+        now = time.monotonic()
+        statuses = []
+        for name, row in self._rows.items():
+            retry_at = self._retry_at.get(name)
+            statuses.append(
+                ReactionStatus(
+                    name,
+                    self._states.checkpoints.get(row, 0),
+                    self._states.failures.get(row, 0),
+                    self._states.parked.get(row),
+                    self._leases.leader_of(row),
+                    None if retry_at is None else max(0.0, retry_at - now),
+                )
+            )
+        return statuses
+
+    def lag(self) -> list[tuple[str, int]]:
+        """Each handler's distance, in positions, from the log's head as this process knows it."""
+        return [
+            (name, max(0, self._head - self._states.checkpoints.get(row, 0)))
+            for name, row in self._rows.items()
+        ]
+
+    async def stored_status(self) -> list[ReactionStatus]:
+        """Each handler's checkpoint, parked error and leader as the database holds them:
+        what `orderdesk reactions status` shows, whichever process parked a handler."""
+        async with self._checkpoint_engine.connect() as connection:
+            rows = await checkpoint_rows(connection)
+        statuses = []
+        for name, row_name in self._rows.items():
+            row = rows.get(row_name)
+            if row is None:
+                statuses.append(ReactionStatus(name, 0, 0, None))
+            else:
+                statuses.append(
+                    ReactionStatus(name, int(row.position), 0, row.parked_error, row.leader)
+                )
+        return statuses
+
+    async def retry(self, names: Iterable[str] | None = None) -> list[str]:
+        """Clear the parked error of the named handlers (every parked one when None): their
+        leader, in whichever process, delivers to them again within a poll interval.
+        Returns the names that were parked."""
+        chosen = list(self._takes) if names is None else list(names)
+        unknown = sorted(set(chosen) - set(self._takes))
+        if unknown:
+            raise UnknownReaction(
+                f"no reaction handler is named {', '.join(unknown)}; "
+                f"there are {', '.join(self._takes)}"
+            )
+        async with self._engine.begin() as connection:
+            parked = await clear_parked(connection, [self._rows[name] for name in chosen])
+        self._states.retried(parked)
+        for row in parked:
+            self._retry_at.pop(row.removeprefix(ROW_PREFIX), None)
+        self.wake()
+        return [row.removeprefix(ROW_PREFIX) for row in parked]
+
+    async def catch_up(self) -> None:
+        """Deliver everything in the log to the handlers this process leads that are not
+        waiting out a retry; returns when they have no more to do (tests, benchmarks)."""
+        await self._look_around()
+        await self._catch_up()
+
+    async def _follow(self) -> None:
+        next_look = time.monotonic() + self._poll_interval
+        while True:
+            wait = self._poll_interval
+            if self._retry_at:
+                wait = max(0.0, min(wait, min(self._retry_at.values()) - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                if time.monotonic() >= next_look:
+                    next_look = time.monotonic() + self._poll_interval
+                    await self._look_around()
+                await self._catch_up()
+            except Exception:
+                # The database is away; the next round retries from the checkpoints.
+                logger.exception("reactor round failed; retrying")
+
+    async def _beat(self) -> None:
+        """Keep the leases held alive while a slow delivery runs: each batch's advance is a
+        beat too, but a handler waiting on a slow server would otherwise look dead."""
+        while True:
+            await asyncio.sleep(self._lease_timeout / 3)
+            held = sorted(self._leases.held)
+            if not held:
+                continue
+            try:
+                async with self._settling, self._engine.begin() as connection:
+                    await connection.execute(
+                        update(projection_checkpoints)
+                        .where(
+                            projection_checkpoints.c.name.in_(held),
+                            projection_checkpoints.c.leader == self._leases.me,
+                        )
+                        .values(beat=projection_checkpoints.c.beat + 1)
+                    )
+            except Exception:
+                logger.warning("could not renew the reaction leases", exc_info=True)
+
+    async def _look_around(self) -> None:
+        """Read every checkpoint row, renew the leases held, take over those free or expired."""
+        async with self._settling, self._engine.begin() as connection:
+            self._states.take(await checkpoint_rows(connection))
+            for row in sorted(self._rows.values()):
+                await self._leases.settle(connection, row)
+        # Retried elsewhere (the command line): its next attempt is now.
+        for row in self._states.resumed:
+            self._retry_at.pop(row.removeprefix(ROW_PREFIX), None)
+        self._states.resumed.clear()
+
+    def _ready(self) -> list[str]:
+        now = time.monotonic()
+        return [
+            name
+            for name, row in self._rows.items()
+            if self._leases.holds(row)
+            and row not in self._states.parked
+            and self._retry_at.get(name, 0.0) <= now
+        ]
+
+    async def _catch_up(self) -> None:
+        while True:
+            ready = self._ready()
+            if not ready:
+                return
+            checkpoints = self._states.checkpoints
+            reached = {name: checkpoints[self._rows[name]] for name in ready}
+            after = min(reached.values())
+            up_to = None if self._up_to is None else self._up_to()
+            if up_to is not None and up_to <= after:
+                return
+            async with self._log_engine.connect() as connection:
+                events = await self._log.read(
+                    connection, after=after, up_to=up_to, limit=self._batch_size
+                )
+            if not events:
+                return
+            self._head = max(self._head, events[-1].position)
+            stuck: dict[str, tuple[StoredEvent, BaseException]] = {}
+            for event in events:
+                due = [
+                    name
+                    for name in ready
+                    if name not in stuck
+                    and reached[name] < event.position
+                    and event.event_type in self._takes[name]
+                ]
+                if due:
+                    for name, error in (await self._deliver_one(event, due)).items():
+                        stuck[name] = (event, error)
+                for name in ready:
+                    if name not in stuck and reached[name] < event.position:
+                        reached[name] = event.position
+            await self._advance(reached, stuck)
+            for name, (event, error) in stuck.items():
+                await self._note_failure(name, event, error)
+            # SQLite runs in the loop's thread: let requests in between batches.
+            await asyncio.sleep(0)
+
+    async def _deliver_one(self, event: StoredEvent, due: list[str]) -> Mapping[str, BaseException]:
+        if self._tracer is None:
+            failures = await self._guarded(event, due)
+        else:
+            with self._tracer.start_as_current_span(
+                f"reaction {event.event_type}",
+                attributes={
+                    "orderdesk.correlation_id": event.correlation_id,
+                    "orderdesk.event.position": event.position,
+                    "orderdesk.reaction.handlers": due,
+                },
+            ) as span:
+                failures = await self._guarded(event, due)
+                span.set_attribute("orderdesk.reaction.failed", sorted(failures))
+        if self._delivered is not None:
+            delay = max(0.0, time.time() - event.occurred_at.timestamp())
+            for name in due:
+                if name not in failures:
+                    self._delivered(name, delay)
+        if self._failed is not None:
+            for name in failures:
+                self._failed(name)
+        return failures
+
+    async def _guarded(self, event: StoredEvent, due: list[str]) -> Mapping[str, BaseException]:
+        try:
+            return await self._deliver(event, due)
+        except Exception as error:
+            # Delivery itself broke (not one handler): every handler due tries again.
+            logger.exception("delivering event %d failed", event.position)
+            return dict.fromkeys(due, error)
+
+    async def _advance(
+        self, reached: Mapping[str, int], stuck: Mapping[str, tuple[StoredEvent, BaseException]]
+    ) -> None:
+        """Move each handler's checkpoint to what it was delivered, from where it stood and
+        only while this process leads it (compare and set): a lease lost meanwhile leaves
+        the checkpoint to the new leader, who delivers again what this one did."""
+        checkpoints = self._states.checkpoints
+        moving = {
+            name: position
+            for name, position in reached.items()
+            if position > checkpoints[self._rows[name]]
+        }
+        if not moving:
+            return
+        lost: list[str] = []
+        async with self._engine.begin() as connection:
+            for name, position in moving.items():
+                row = self._rows[name]
+                moved = await connection.execute(
+                    ADVANCE,
+                    {
+                        "b_name": row,
+                        "b_from": checkpoints[row],
+                        "b_leader": self._leases.me,
+                        "position": position,
+                    },
+                )
+                if moved.rowcount != 1:
+                    lost.append(row)
+        for name, position in moving.items():
+            row = self._rows[name]
+            if row in lost:
+                self._leases.lost(row)
+                continue
+            checkpoints[row] = position
+            if name not in stuck:
+                self._states.failures.pop(row, None)
+        if lost:
+            async with self._checkpoint_engine.connect() as connection:
+                self._states.take(await checkpoint_rows(connection))
+
+    async def _note_failure(self, name: str, event: StoredEvent, error: BaseException) -> None:
+        """Retry with backoff, then park: a broken handler must not hold up the others."""
+        row = self._rows[name]
+        failures = self._states.failures.get(row, 0) + 1
+        self._states.failures[row] = failures
+        logger.error(
+            "reaction %s failed at position %d (%s), attempt %d of %d: %s: %s",
+            name,
+            event.position,
+            event.event_type,
+            failures,
+            self._max_attempts,
+            type(error).__name__,
+            error,
+        )
+        if failures < self._max_attempts:
+            delay = min(self._max_retry_delay, self._retry_delay * 2 ** (failures - 1))
+            self._retry_at[name] = time.monotonic() + delay
+            return
+        self._retry_at.pop(name, None)
+        reason = (
+            f"{type(error).__name__}: {error} at position {event.position} ({event.event_type})"
+        )
+        self._states.parked[row] = reason
+        logger.error("reaction %s is parked until `orderdesk reactions retry %s`", name, name)
+        try:
+            async with self._engine.begin() as connection:
+                await mark_parked(
+                    connection,
+                    row,
+                    reason,
+                    at=self._states.checkpoints[row],
+                    leader=self._leases.me,
+                )
+        except Exception:
+            # Parked here all the same; the next look, finding it not parked there, tries again.
+            logger.exception("could not record that reaction %s is parked", name)
