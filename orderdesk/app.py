@@ -7,7 +7,7 @@ import gc
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from mediator import Registry
 from orderdesk import tracing
 from orderdesk.bootstrap import Services, bootstrap
 from orderdesk.event_streams import EventStreams
@@ -71,10 +72,14 @@ def tune_garbage_collector() -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, extra_projections: Sequence[Projection] = ()
+    settings: Settings | None = None,
+    *,
+    extra_projections: Sequence[Projection] = (),
+    extra_reactions: Sequence[Callable[[Registry], None]] = (),
 ) -> Starlette:
     """The app factory (`uvicorn --factory orderdesk.app:create_app`); `extra_projections`
-    are handed to bootstrap (tests add read models through it)."""
+    and `extra_reactions` are handed to bootstrap (tests add read models and reaction
+    handlers through them)."""
     settings = settings or Settings()
     tracing.configure_from_environment()
     schema = build_schema(
@@ -122,7 +127,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = bootstrap(settings, extra_projections=extra_projections)
+        services = bootstrap(
+            settings, extra_projections=extra_projections, extra_reactions=extra_reactions
+        )
         try:
             # Inside the try: a start that fails half-way still closes what it opened.
             await services.start()

@@ -14,7 +14,7 @@ from strawberry.printer import print_schema
 
 from orderdesk import seed_and_token_commands, server
 from orderdesk.bootstrap import bootstrap
-from orderdesk.reaction_commands import reactions_cli
+from orderdesk.reaction_commands import reactions_cli, trace_command
 from orderdesk.settings import Settings
 from persistence.projector import UnknownProjection
 from schema.possible_types import possible_types_json
@@ -104,6 +104,9 @@ def handlers() -> None:
     """Every message type with its handler and the behaviors that apply, in order."""
     services = bootstrap(Settings())
     typer.echo(services.mediator.describe_text())
+
+
+cli.command("trace")(trace_command)
 
 
 @projections_cli.command("status")

@@ -1,6 +1,6 @@
 """`orderdesk reactions status|retry`: the reaction handlers' checkpoints as the database
-holds them, whichever process delivers to them. The `orderdesk` app (orderdesk/cli.py)
-registers them."""
+holds them, whichever process delivers to them; and `orderdesk trace`, what one request
+caused. The `orderdesk` app (orderdesk/cli.py) registers them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from orderdesk.bootstrap import bootstrap
 from orderdesk.settings import Settings
+from orderdesk.trace import EFFECTS, trace
 from persistence.reactor import UnknownReaction
 
 reactions_cli = typer.Typer(
@@ -75,6 +76,33 @@ def reactions_retry(
                 typer.echo("no reaction handler was parked")
             for name in retried:
                 typer.echo(f"{name}\tretrying")
+        finally:
+            await services.stop()
+
+    asyncio.run(run())
+
+
+def trace_command(
+    correlation_id: Annotated[
+        str,
+        typer.Argument(
+            help="A request's id: its X-Request-ID header, on the answer and in its log lines."
+        ),
+    ],
+) -> None:
+    """Print what one request caused, in order: each command and its events, the
+    projections that applied them, each reaction's outcome, the emails and webhook
+    deliveries sent, and the commands reactions sent in turn."""
+
+    async def run() -> None:
+        services = bootstrap(Settings())
+        try:
+            try:
+                lines = await trace(services, correlation_id, effects=EFFECTS)
+            except DBAPIError as error:
+                raise typer.Exit(_unreadable(error)) from None
+            for line in lines:
+                typer.echo(line)
         finally:
             await services.stop()
 

@@ -126,8 +126,9 @@ class Reactor:
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
-    def names(self) -> list[str]:
-        return list(self._takes)
+    def takes(self) -> Mapping[str, frozenset[str]]:
+        """Each handler's name and the event types it is subscribed to."""
+        return self._takes
 
     async def start(self) -> None:
         """Read (or create) each handler's checkpoint, then follow the log.
@@ -143,6 +144,7 @@ class Reactor:
             rows = await ensure_checkpoint_rows(connection, self._rows.values(), at=self._head)
         self._states.loaded(rows)
         await self._look_around()
+        self._wakeup.set()  # the first round now: what was committed while it was away
         self._tasks = [
             asyncio.create_task(self._follow(), name="reactor"),
             asyncio.create_task(self._beat(), name="reactor leases"),

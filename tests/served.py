@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -13,6 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from mediator import Registry
 from orderdesk.app import create_app
 from orderdesk.bootstrap import Services
 from orderdesk.server import server_config
@@ -42,9 +43,10 @@ def serve(
     settings: Settings,
     *,
     extra_projections: Sequence[Projection] = (),
+    extra_reactions: Sequence[Callable[[Registry], None]] = (),
     log_level: str = "warning",
 ) -> Iterator[Served]:
-    app = create_app(settings, extra_projections=extra_projections)
+    app = create_app(settings, extra_projections=extra_projections, extra_reactions=extra_reactions)
     with serve_asgi(app, settings, log_level=log_level) as port:
         yield Served(
             f"http://127.0.0.1:{port}/graphql",

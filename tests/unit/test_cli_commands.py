@@ -15,6 +15,7 @@ COMMANDS = [
     "token",
     "seed",
     "handlers",
+    "trace",
     "projections",
     "reactions",
 ]
