@@ -12,6 +12,8 @@ handler keys what it does by its name and the event's id (handlers/reactions.py)
 
 A handler that fails is retried with backoff while the others go on; after
 `max_attempts` failures at one event it is parked until `orderdesk reactions retry NAME`.
+One that is slow (a mail server taking its time) goes on alone past `PATIENCE`, and the
+others carry on with the events after it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ ROW_PREFIX = "reaction:"
 RELEASE_WITHIN = 5.0
 """Seconds stopping may spend handing the leases back; past it, they expire instead."""
 
+PATIENCE = 1.0
+"""Seconds a round waits for its slowest handler. Past it, that one goes on alone with its
+batch (a mail server that takes its time, say) and the others go on without it."""
+
 Deliver = Callable[[StoredEvent, Collection[str]], Awaitable[Mapping[str, BaseException]]]
 """Hand one event to the named handlers; returns those that failed, with their errors."""
 
@@ -62,6 +68,14 @@ class ReactionStatus:
     """The process that delivers to it (host:pid:token), if one does."""
     retry_in: float | None = None
     """Seconds until this process tries a failed delivery again."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """How far one handler got with a batch, and the event it failed at, if it did."""
+
+    reached: int
+    stuck: tuple[StoredEvent, BaseException] | None = None
 
 
 class UnknownReaction(LookupError):
@@ -124,6 +138,8 @@ class Reactor:
         self._wakeup = asyncio.Event()
         self._settling = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[_Run]] = {}
+        """Handlers still busy with a batch past a round's patience, going on alone."""
 
     @property
     def takes(self) -> Mapping[str, frozenset[str]]:
@@ -151,12 +167,14 @@ class Reactor:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._running.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._running = {}
         if self._leases.held:
             try:
                 async with asyncio.timeout(RELEASE_WITHIN), self._engine.begin() as connection:
@@ -294,17 +312,18 @@ class Reactor:
             for name, row in self._rows.items()
             if self._leases.holds(row)
             and row not in self._states.parked
+            and name not in self._running
             and self._retry_at.get(name, 0.0) <= now
         ]
 
     async def _catch_up(self) -> None:
         while True:
+            await self._record(self._finished_alone())
             ready = self._ready()
             if not ready:
                 return
             checkpoints = self._states.checkpoints
-            reached = {name: checkpoints[self._rows[name]] for name in ready}
-            after = min(reached.values())
+            after = min(checkpoints[self._rows[name]] for name in ready)
             up_to = None if self._up_to is None else self._up_to()
             if up_to is not None and up_to <= after:
                 return
@@ -315,26 +334,62 @@ class Reactor:
             if not events:
                 return
             self._head = max(self._head, events[-1].position)
-            stuck: dict[str, tuple[StoredEvent, BaseException]] = {}
-            for event in events:
-                due = [
-                    name
-                    for name in ready
-                    if name not in stuck
-                    and reached[name] < event.position
-                    and event.event_type in self._takes[name]
-                ]
-                if due:
-                    for name, error in (await self._deliver_one(event, due)).items():
-                        stuck[name] = (event, error)
-                for name in ready:
-                    if name not in stuck and reached[name] < event.position:
-                        reached[name] = event.position
-            await self._advance(reached, stuck)
-            for name, (event, error) in stuck.items():
-                await self._note_failure(name, event, error)
+            finished: dict[str, _Run] = {}
+            started: dict[str, asyncio.Task[_Run]] = {}
+            for name in ready:
+                checkpoint = checkpoints[self._rows[name]]
+                todo = [event for event in events if event.position > checkpoint]
+                if not any(event.event_type in self._takes[name] for event in todo):
+                    # Nothing for it in this batch: it has only to move on.
+                    finished[name] = _Run(todo[-1].position if todo else checkpoint)
+                    continue
+                started[name] = asyncio.create_task(self._run(name, checkpoint, todo))
+            if started:
+                self._running.update(started)
+                await asyncio.wait(started.values(), timeout=PATIENCE)
+                for name, task in started.items():
+                    if task.done():
+                        del self._running[name]
+                        finished[name] = task.result()
+                    else:
+                        # It goes on alone; the others go on without it, and the next round
+                        # takes in what it did once it is done.
+                        task.add_done_callback(lambda _task: self._wakeup.set())
+            await self._record(finished)
             # SQLite runs in the loop's thread: let requests in between batches.
             await asyncio.sleep(0)
+
+    async def _run(self, name: str, checkpoint: int, events: list[StoredEvent]) -> _Run:
+        """Deliver `events` to one handler, in order, up to the first it fails at."""
+        reached = checkpoint
+        for event in events:
+            if event.event_type in self._takes[name]:
+                failures = await self._deliver_one(event, [name])
+                if failures:
+                    return _Run(reached, (event, failures[name]))
+            reached = event.position
+        return _Run(reached)
+
+    def _finished_alone(self) -> dict[str, _Run]:
+        """The handlers that went on alone past a round's patience and are done now."""
+        finished = {}
+        for name, task in list(self._running.items()):
+            if task.done():
+                del self._running[name]
+                if not task.cancelled():
+                    finished[name] = task.result()
+        return finished
+
+    async def _record(self, runs: Mapping[str, _Run]) -> None:
+        if not runs:
+            return
+        await self._advance(
+            {name: run.reached for name, run in runs.items()},
+            {name for name, run in runs.items() if run.stuck is not None},
+        )
+        for name, run in runs.items():
+            if run.stuck is not None:
+                await self._note_failure(name, *run.stuck)
 
     async def _deliver_one(self, event: StoredEvent, due: list[str]) -> Mapping[str, BaseException]:
         if self._tracer is None:
@@ -368,9 +423,7 @@ class Reactor:
             logger.exception("delivering event %d failed", event.position)
             return dict.fromkeys(due, error)
 
-    async def _advance(
-        self, reached: Mapping[str, int], stuck: Mapping[str, tuple[StoredEvent, BaseException]]
-    ) -> None:
+    async def _advance(self, reached: Mapping[str, int], stuck: Collection[str]) -> None:
         """Move each handler's checkpoint to what it was delivered, from where it stood and
         only while this process leads it (compare and set): a lease lost meanwhile leaves
         the checkpoint to the new leader, who delivers again what this one did."""

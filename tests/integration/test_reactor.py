@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,9 +17,10 @@ import pytest
 
 from domain.products import ProductCreated, ProductDeleted
 from orderdesk.bootstrap import Services, bootstrap
+from orderdesk.settings import Settings
 from persistence.event_log import NewEvent, StoredEvent
-from persistence.reactor import Reactor, UnknownReaction
-from tests.databases import sqlite_settings
+from persistence.reactor import PATIENCE, Reactor, UnknownReaction
+from tests.databases import postgres_database_url, sqlite_settings
 
 CREATED = ProductCreated.__name__
 DELETED = ProductDeleted.__name__
@@ -32,12 +34,15 @@ class Handlers:
         self.calls: list[tuple[str, int]] = []
         self.failing: dict[str, int | None] = {}
         self.blocked: asyncio.Event | None = None
+        self.slow: dict[str, asyncio.Event] = {}
 
     async def deliver(self, event: StoredEvent, to: Collection[str]) -> Mapping[str, Exception]:
         failures: dict[str, Exception] = {}
         for name in to:
             if self.blocked is not None:
                 await self.blocked.wait()
+            if name in self.slow:
+                await self.slow[name].wait()
             self.calls.append((name, event.position))
             if name in self.failing:
                 left = self.failing[name]
@@ -50,9 +55,22 @@ class Handlers:
         return [position for handler, position in self.calls if handler == name]
 
 
-@pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    services = bootstrap(sqlite_settings(tmp_path))
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
+    if request.param == "sqlite":
+        async with migrated(sqlite_settings(tmp_path)) as services:
+            yield services
+        return
+    async with (
+        postgres_database_url() as url,
+        migrated(sqlite_settings(tmp_path, database_url=url)) as services,
+    ):
+        yield services
+
+
+@asynccontextmanager
+async def migrated(settings: Settings) -> AsyncIterator[Services]:
+    services = bootstrap(settings)
     await services.migrate()
     try:
         yield services
@@ -201,6 +219,29 @@ async def test_a_retry_from_outside_is_noticed_by_the_running_reactor(services: 
         assert await command_line.retry(["b"]) == ["b"]
         await until(lambda: handlers.positions("b")[-1:] == positions)
         await until(lambda: not any(s.parked_error for s in running.status()))
+    finally:
+        await running.stop()
+
+
+async def test_a_slow_handler_goes_on_alone_and_holds_up_no_other(services: Services) -> None:
+    handlers = Handlers()
+    handlers.slow["b"] = asyncio.Event()
+    running = reactor(services, handlers, THREE)
+    await running.start()
+    try:
+        first = await append(services, 2)
+        await until(lambda: handlers.positions("a") == first, within=PATIENCE + 5)
+        # "b" is still on its first event; the others go on with what comes next.
+        later = await append(services, 3)
+        await until(lambda: handlers.positions("a") == first + later, within=PATIENCE + 5)
+        await until(lambda: handlers.positions("c") == first + later)
+        assert handlers.positions("b") == []
+        handlers.slow["b"].set()
+        await until(lambda: handlers.positions("b") == first + later)
+        head = later[-1]
+        await until(lambda: all(s.position == head for s in running.status()))
+        await asyncio.sleep(0.2)
+        assert handlers.positions("b") == first + later, "each once, in order"
     finally:
         await running.stop()
 
