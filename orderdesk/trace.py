@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from orderdesk.bootstrap import Services
 from persistence.projection_states import ProjectionStatus
 from persistence.reactor import ReactionStatus
-from persistence.tables import event_log
+from persistence.tables import (
+    event_log,
+    order_expiries,
+    sent_emails,
+    webhook_attempts,
+    webhook_deliveries,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +41,66 @@ class Effect:
 EffectSource = Callable[[AsyncConnection, str], Awaitable[list[Effect]]]
 """The effects recorded for one correlation id, read from the read-model database."""
 
-EFFECTS: list[EffectSource] = []
+
+async def emails(connection: AsyncConnection, correlation_id: str) -> list[Effect]:
+    rows = await connection.execute(
+        select(sent_emails).where(sent_emails.c.correlation_id == correlation_id)
+    )
+    return [
+        Effect(row.event_id, row.sent_at, f'email to {row.recipient} "{row.subject}" sent')
+        for row in rows
+    ]
+
+
+async def webhook_calls(connection: AsyncConnection, correlation_id: str) -> list[Effect]:
+    deliveries = list(
+        await connection.execute(
+            select(webhook_deliveries).where(webhook_deliveries.c.correlation_id == correlation_id)
+        )
+    )
+    if not deliveries:
+        return []
+    attempts = await connection.execute(
+        select(webhook_attempts)
+        .where(webhook_attempts.c.delivery_id.in_([d.id for d in deliveries]))
+        .order_by(webhook_attempts.c.delivery_id, webhook_attempts.c.number)
+    )
+    by_delivery: dict[str, list[str]] = {}
+    for attempt in attempts:
+        answer = attempt.status_code if attempt.status_code is not None else attempt.error
+        retry = "" if attempt.next_retry_at is None else f", next at {_time(attempt.next_retry_at)}"
+        by_delivery.setdefault(attempt.delivery_id, []).append(
+            f"#{attempt.number} {_time(attempt.attempted_at)}: {answer}{retry}"
+        )
+    return [
+        Effect(
+            row.event_id,
+            row.created_at,
+            f"webhook {row.webhook_id} delivery {row.id}: {row.status.lower()}"
+            + (f" (attempts {'; '.join(by_delivery[row.id])})" if row.id in by_delivery else ""),
+        )
+        for row in deliveries
+    ]
+
+
+async def expiries(connection: AsyncConnection, correlation_id: str) -> list[Effect]:
+    rows = await connection.execute(
+        select(order_expiries).where(order_expiries.c.correlation_id == correlation_id)
+    )
+    return [
+        Effect(
+            row.placed_event_id,
+            row.settled_at,
+            f"expiry of order {row.order_id} due {_time(row.due_at)}: "
+            + (
+                row.outcome or "pending" if row.last_error is None else f"failed ({row.last_error})"
+            ),
+        )
+        for row in rows
+    ]
+
+
+EFFECTS: list[EffectSource] = [emails, webhook_calls, expiries]
 """Where reactions record what they did: emails sent, webhook deliveries, due orders."""
 
 
