@@ -16,6 +16,7 @@ follows it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,22 +24,34 @@ from typing import Any, Generic, TypeVar, cast
 
 from handlers.access import Identity, Role
 from handlers.transaction import CAUSED_BY
-from mediator import HANDLER_NAME, Context, ContextKey, Mediator, Notification, PublishError
+from mediator import (
+    HANDLER_NAME,
+    ConfigurationError,
+    Context,
+    ContextKey,
+    Mediator,
+    Notification,
+    PublishError,
+)
 from mediator.messages import Request
 from persistence.event_log import StoredEvent
 
 E = TypeVar("E")
+E_co = TypeVar("E_co", covariant=True)
 R = TypeVar("R")
 
+HANDLER_NAMES = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+"""What a reaction handler's name looks like ("orders.confirmation_email"); its length is
+bounded apart, by the checkpoint row's name."""
 SYSTEM = Identity("orderdesk", Role.SYSTEM)
 """Who a reaction's commands come from."""
 
 
 @dataclass(frozen=True, slots=True)
-class Committed(Notification, Generic[E]):
+class Committed(Notification, Generic[E_co]):
     """A domain event the log holds, as its reaction handlers get it."""
 
-    event: E
+    event: E_co
     event_id: str
     """Unique and stable: with the handler's name, the key of whatever the handler does."""
     position: int
@@ -101,6 +114,14 @@ class Reactions:
         takes: dict[str, set[str]] = {}
         for name, event_type in self._types.items():
             for handler in mediator.subscribers(committed(event_type)):
+                if not HANDLER_NAMES.fullmatch(handler) or len(handler) > 60:
+                    # Its name is its checkpoint's: a name made up from the function (two
+                    # partials of one function share it) would mix two handlers' progress.
+                    raise ConfigurationError(
+                        f"the reaction handler {handler!r} needs a name of its own, "
+                        '"<feature>.<what it does>" in at most 60 characters: '
+                        "registry.subscribe(..., name=...)"
+                    )
                 takes.setdefault(handler, set()).add(name)
         self.takes: Mapping[str, frozenset[str]] = {
             handler: frozenset(types) for handler, types in sorted(takes.items())

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from opentelemetry.trace import Tracer
@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers import customers, orders, products
+from handlers import customers, orders, products, sign_in, webhooks
 from handlers.access import Policy, authorize, authorize_streams
 from handlers.feature import Feature, Reacting, Wiring, Worker, merged, new_id
 from handlers.idempotency import idempotent
@@ -32,6 +32,7 @@ from handlers.transaction import in_transaction
 from handlers.validation import validate_command
 from mediator import Command, ConfigurationError, Mediator, Query, Registry, Request
 from orderdesk import tracing
+from orderdesk.mail_transport import mailer_for
 from orderdesk.operational_metrics import Lags, OperationalMetrics, ReactionLags
 from orderdesk.persisted_queries import PersistedQueries, persisted_queries_for
 from orderdesk.rate_limits import RateLimits, rate_limits_for
@@ -49,10 +50,16 @@ from persistence.tail_events import ViewLoader
 from persistence.unit_of_work import CommandStore, SqlCommandStore
 from persistence.wakeup import NoWakeUps, WakeUps, wake_ups_for
 
-FEATURES: tuple[Feature, ...] = (products.FEATURE, customers.FEATURE, orders.FEATURE)
+FEATURES: tuple[Feature, ...] = (
+    products.FEATURE,
+    customers.FEATURE,
+    orders.FEATURE,
+    sign_in.FEATURE,
+    webhooks.FEATURE,
+)
 PROJECTIONS = [projection for feature in FEATURES for projection in feature.projections]
-TAIL_READS = tuple(p.name for p in PROJECTIONS)
-PROJECTION_NAMES = TAIL_READS
+PROJECTION_NAMES = tuple(p.name for p in PROJECTIONS)
+TAIL_READS = PROJECTION_NAMES
 """The read models the event tail's views read (an order's view reads its customer's
 summary too): while one is parked, subscribers are held back."""
 POLICIES: dict[type, Policy] = merged(FEATURES, lambda feature: feature.policies)
@@ -126,8 +133,9 @@ class Services:
         self.tail.start(self.projector.applied_by(TAIL_READS))
         self.projector.watch(TAIL_READS, self.tail.advance_to)
         # The reactor delivers what the read models show (Reactor's `up_to`): each time
-        # they move, it looks.
-        self.projector.watch(PROJECTION_NAMES, lambda _position, _parked: self.reactor.wake())
+        # one moves, it looks; one at a time, so that a parked one holds up no wake-up.
+        for name in PROJECTION_NAMES:
+            self.projector.watch([name], lambda _position, _parked: self.reactor.wake())
         await self.reactor.start()
         for worker in self.workers:
             await worker.start()
@@ -164,6 +172,18 @@ def service_secret(settings: Settings) -> str:
     return local_secret(Path("orderdesk.secret"))
 
 
+def service_key(settings: Settings) -> Callable[[str], bytes]:
+    """Keys derived from the service secret, one per purpose (a label), each made on first
+    use: the secret file is made only when something needs a key."""
+
+    @cache
+    def key(purpose: str) -> bytes:
+        secret = service_secret(settings).encode()
+        return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+
+    return key
+
+
 def tokens_for(settings: Settings) -> Tokens:
     return Tokens(service_secret(settings))
 
@@ -196,21 +216,10 @@ def query_cache_for(settings: Settings) -> QueryCache | None:
     return None
 
 
-def bootstrap(
+def engines_for(
     settings: Settings,
-    *,
-    store: CommandStore | None = None,
-    clock: Callable[[], datetime] = utc_now,
-    ids: Callable[[str], str] = new_id,
-    extra_projections: Sequence[Projection] = (),
-) -> Services:
-    """Wire everything; nothing connects until `Services.start`.
-
-    Commands write to `store`, the SQL store on the settings' database unless one is given
-    (unit tests give an in-memory one, and run this same pipeline over it). `clock` stamps
-    the events, `ids` names new entities by kind. `extra_projections` run beside the
-    features' own; tests use it to add a failing one.
-    """
+) -> tuple[AsyncEngine, AsyncEngine, AsyncEngine, AsyncEngine, AsyncEngine]:
+    """The write, log, read, read-model and scan engines; one where two would be the same."""
     timeout = settings.database_timeout
     write_engine = create_engine(settings.database_url, for_writes=True, timeout=timeout)
     log_engine = create_engine(settings.database_url, timeout=timeout)
@@ -228,6 +237,28 @@ def bootstrap(
         if is_sqlite(settings.read_models_url)
         else read_engine
     )
+
+    return write_engine, log_engine, read_engine, read_model_engine, scan_engine
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    store: CommandStore | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    ids: Callable[[str], str] = new_id,
+    extra_projections: Sequence[Projection] = (),
+    extra_reactions: Sequence[Callable[[Registry], None]] = (),
+) -> Services:
+    """Wire everything; nothing connects until `Services.start`.
+
+    Commands write to `store`, the SQL store on the settings' database unless one is given
+    (unit tests give an in-memory one, and run this same pipeline over it). `clock` stamps
+    the events, `ids` names new entities by kind. `extra_reactions` subscribe reaction
+    handlers beside the features', and `extra_projections` projections (tests add failing
+    ones).
+    """
+    write_engine, log_engine, read_engine, read_model_engine, scan_engine = engines_for(settings)
 
     codec = EventCodec()
     codec.register(EVENT_TYPES)
@@ -295,8 +326,18 @@ def bootstrap(
             limit_per_address(rate_limits.admit_registration),
             applies_to=customers.RegisterCustomer,
         )
+        # Per client address and per email address asked for, so that neither many
+        # addresses at one mailbox nor one address at many mailboxes gets far.
+        limits = rate_limits
+        for sign_in_command, per_address, per_email in (
+            (sign_in.RequestSignInCode, limits.admit_sign_in_code, limits.admit_sign_in_code_to),
+            (sign_in.SignIn, limits.admit_sign_in, limits.admit_sign_in_as),
+        ):
+            behavior(limit_per_address(per_address), applies_to=sign_in_command)
+            behavior(sign_in.limit_per_email(per_email), applies_to=sign_in_command)
     behavior(log_messages(settings.slow_message_ms), applies_to=object)
-    behavior(database_unavailable, applies_to=object)
+    # Requests only: what a reaction handler's own connection refuses is not the database.
+    behavior(database_unavailable, applies_to=Request)
     behavior(measure_messages(metrics), applies_to=object)
     behavior(
         read_your_writes(
@@ -320,14 +361,17 @@ def bootstrap(
         tail=tail,
         public_stock_events=settings.public_stock_events,
         ids=ids,
-        mailer=None,
+        mailer=mailer_for(settings, read_model_engine, clock=clock),
         reacting=reacting_for(settings),
         effects_engine=read_model_engine,
         write_reads_engine=log_engine,
         clock=clock,
+        service_key=service_key(settings),
     )
     for feature in FEATURES:
         feature.register(registry, wiring)
+    for subscribe in extra_reactions:
+        subscribe(registry)
     mediator = registry.build()
     check_policies(mediator, POLICIES)
     reactor = reactor_for(

@@ -46,6 +46,13 @@ EXEMPT_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 WEBSOCKET_RATE_LIMITED = 4429
 SMALLEST_WAIT = 0.001
 """A refusal's wait is never 0, which would read as false (admitted)."""
+# Sign-in codes, per client address and per address asked for: the code's own limit (five
+# wrong attempts void it) bounds one code; these bound the codes and the guesses, so that
+# a million codes take years to try, and nobody's inbox is flooded.
+SIGN_IN_CODES_PER_ADDRESS = "30/hour;5/minute"
+SIGN_IN_CODES_PER_EMAIL = "5/hour"
+SIGN_IN_ATTEMPTS_PER_ADDRESS = "60/hour;10/minute"
+SIGN_IN_ATTEMPTS_PER_EMAIL = "15/hour"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +124,11 @@ class RateLimits:
         registrations: str,
         failed_auth: str,
         persisted_queries: str = Settings.model_fields["rate_limit_persisted_queries"].default,
+        sign_in_codes: tuple[str, str] = (SIGN_IN_CODES_PER_ADDRESS, SIGN_IN_CODES_PER_EMAIL),
+        sign_in_attempts: tuple[str, str] = (
+            SIGN_IN_ATTEMPTS_PER_ADDRESS,
+            SIGN_IN_ATTEMPTS_PER_EMAIL,
+        ),
         metrics: CollectorRegistry | None = None,
         where: str = "in this process",
         connections: redis.ConnectionPool | None = None,
@@ -128,6 +140,10 @@ class RateLimits:
         self.registrations = Budget.parse("registration", registrations)
         self.failed_auths = Budget.parse("failed_auth", failed_auth)
         self.persisted_queries = Budget.parse("persisted_query", persisted_queries)
+        self.sign_in_codes = Budget.parse("sign_in_code", sign_in_codes[0])
+        self.sign_in_codes_to = Budget.parse("sign_in_code_email", sign_in_codes[1])
+        self.sign_in_attempts = Budget.parse("sign_in", sign_in_attempts[0])
+        self.sign_in_attempts_as = Budget.parse("sign_in_email", sign_in_attempts[1])
         self.where = where
         self._connections = connections
         self._down = False
@@ -137,7 +153,9 @@ class RateLimits:
         self._refused = Counter(
             "orderdesk_rate_limited",
             "Requests refused by a rate limit, by budget (address, identity, registration, "
-            "failed_auth; persisted_query: a new persisted query text run but not stored).",
+            "failed_auth, sign_in_code, sign_in; sign_in_code_email, sign_in_email: by the "
+            "email address a code is for; persisted_query: a new persisted query text run but "
+            "not stored).",
             ["budget"],
             registry=registry,
         )
@@ -174,6 +192,22 @@ class RateLimits:
     async def admit_registration(self, address: str) -> float | None:
         """Each registerCustomer, by client address."""
         return await self._count(self.registrations, address, spend=True)
+
+    async def admit_sign_in_code(self, address: str) -> float | None:
+        """Each requestSignInCode, by client address."""
+        return await self._count(self.sign_in_codes, address, spend=True)
+
+    async def admit_sign_in_code_to(self, email: str) -> float | None:
+        """Each requestSignInCode, by the email address it asks a code for (a digest)."""
+        return await self._count(self.sign_in_codes_to, email, spend=True)
+
+    async def admit_sign_in(self, address: str) -> float | None:
+        """Each signIn, by client address."""
+        return await self._count(self.sign_in_attempts, address, spend=True)
+
+    async def admit_sign_in_as(self, email: str) -> float | None:
+        """Each signIn, by the email address it signs in to (a digest)."""
+        return await self._count(self.sign_in_attempts_as, email, spend=True)
 
     async def admit_persisted_query(self, address: str) -> float | None:
         """Each new automatic persisted query text to be stored, by client address."""

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from orderdesk.bootstrap import bootstrap
 from orderdesk.settings import Settings
 from orderdesk.trace import EFFECTS, trace
-from persistence.reactor import UnknownReaction
+from persistence.reaction_checkpoints import NotParked, UnknownReaction
 
 reactions_cli = typer.Typer(
     help="Inspect and resume the reaction handlers (emails, webhooks, expiry).",
@@ -76,6 +76,39 @@ def reactions_retry(
                 typer.echo("no reaction handler was parked")
             for name in retried:
                 typer.echo(f"{name}\tretrying")
+        finally:
+            await services.stop()
+
+    asyncio.run(run())
+
+
+@reactions_cli.command("skip")
+def reactions_skip(
+    name: Annotated[str, typer.Argument(help="The parked handler to move on.")],
+) -> None:
+    """Move a parked handler past the event it is stuck at, and let it go on with the next.
+
+    For an event it can never handle: a mail server that refuses one address for good, a
+    partner that rejects one record. The event is not handled by this handler, ever; the
+    others are not affected. Fix the cause and `retry` instead whenever that can work.
+    """
+
+    async def run() -> None:
+        services = bootstrap(Settings())
+        try:
+            try:
+                skipped = await services.reactor.skip(name)
+            except (UnknownReaction, NotParked) as error:
+                raise typer.BadParameter(str(error)) from None
+            except DBAPIError as error:
+                raise typer.Exit(_unreadable(error)) from None
+            if skipped is None:
+                typer.echo(f"{name}	nothing to skip; retrying")
+            else:
+                typer.echo(
+                    f"{name}	skipped #{skipped.position} {skipped.event_type} "
+                    f"(correlation id {skipped.correlation_id}); going on with the next"
+                )
         finally:
             await services.stop()
 

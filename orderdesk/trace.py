@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderdesk.bootstrap import Services
 from persistence.projection_states import ProjectionStatus
-from persistence.reactor import ReactionStatus
+from persistence.reaction_checkpoints import ReactionStatus
 from persistence.tables import (
     event_log,
     order_expiries,
@@ -47,7 +47,12 @@ async def emails(connection: AsyncConnection, correlation_id: str) -> list[Effec
         select(sent_emails).where(sent_emails.c.correlation_id == correlation_id)
     )
     return [
-        Effect(row.event_id, row.sent_at, f'email to {row.recipient} "{row.subject}" sent')
+        Effect(
+            row.event_id,
+            row.sent_at,
+            f'email to {row.recipient} "{row.subject}" '
+            + ("sent" if row.refused is None else f"refused by the mail server: {row.refused}"),
+        )
         for row in rows
     ]
 

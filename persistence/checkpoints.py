@@ -11,10 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Insert, Row, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.database import insert_or_nothing
 from persistence.tables import projection_checkpoints
 
 ADVANCE = (
@@ -72,9 +71,7 @@ def new_checkpoint(
     """A checkpoint row at `position` that another process may have inserted first: then
     nothing."""
     values = {"name": name, "position": position, "rebuilds": rebuilds, "leader": leader}
-    if connection.dialect.name == "postgresql":
-        return postgresql_insert(projection_checkpoints).values(values).on_conflict_do_nothing()
-    return sqlite_insert(projection_checkpoints).values(values).on_conflict_do_nothing()
+    return insert_or_nothing(connection.dialect.name, projection_checkpoints, values)
 
 
 async def reset_for_rebuild(connection: AsyncConnection, name: str, *, leader: str) -> None:

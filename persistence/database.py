@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Insert, Table, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
@@ -35,6 +37,14 @@ def violates_unique(error: IntegrityError, table: str, column: str) -> bool:
             return True
         cause = cause.__cause__
     return f"UNIQUE constraint failed: {table}.{column}" in str(error.orig)
+
+
+def insert_or_nothing(dialect: str, table: Table, values: dict[str, Any]) -> Insert:
+    """An INSERT that does nothing when the row's key is taken: another process (or an
+    earlier delivery of the same event) wrote it first, and what is stored stands."""
+    if dialect == "postgresql":
+        return postgresql_insert(table).values(values).on_conflict_do_nothing()
+    return sqlite_insert(table).values(values).on_conflict_do_nothing()
 
 
 def is_sqlite(url: str | URL) -> bool:

@@ -32,42 +32,29 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from persistence.checkpoints import (
     ADVANCE,
     checkpoint_rows,
-    clear_parked,
     ensure_checkpoint_rows,
     mark_parked,
 )
 from persistence.event_log import EventLog, StoredEvent
 from persistence.projection_leases import Leases
 from persistence.projection_states import ProjectionStates
+from persistence.reaction_checkpoints import ROW_PREFIX, ReactionCheckpoints, ReactionStatus
 from persistence.read_model_changes import ChangeNotices
 from persistence.tables import projection_checkpoints
 
 logger = logging.getLogger("orderdesk.reactor")
 
-ROW_PREFIX = "reaction:"
-"""A handler's checkpoint row is named so: projections and reactions share the table."""
 RELEASE_WITHIN = 5.0
 """Seconds stopping may spend handing the leases back; past it, they expire instead."""
 
 PATIENCE = 1.0
 """Seconds a round waits for its slowest handler. Past it, that one goes on alone with its
 batch (a mail server that takes its time, say) and the others go on without it."""
+STOP_WITHIN = PATIENCE + 1.0
+"""Seconds stopping waits for the round under way to record what it delivered."""
 
 Deliver = Callable[[StoredEvent, Collection[str]], Awaitable[Mapping[str, BaseException]]]
 """Hand one event to the named handlers; returns those that failed, with their errors."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReactionStatus:
-    name: str
-    position: int
-    failures: int
-    """Failed attempts at the event it is stuck on, as this process counted them."""
-    parked_error: str | None
-    leader: str | None = None
-    """The process that delivers to it (host:pid:token), if one does."""
-    retry_in: float | None = None
-    """Seconds until this process tries a failed delivery again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +63,6 @@ class _Run:
 
     reached: int
     stuck: tuple[StoredEvent, BaseException] | None = None
-
-
-class UnknownReaction(LookupError):
-    """A name that is not one of the reaction handlers'."""
 
 
 class Reactor:
@@ -116,7 +99,14 @@ class Reactor:
         self._engine = engine
         self._checkpoint_engine = checkpoint_engine or engine
         self._takes = dict(takes)
-        self._rows = {name: ROW_PREFIX + name for name in self._takes}
+        self.checkpoints = ReactionCheckpoints(
+            takes=self._takes,
+            engine=engine,
+            checkpoint_engine=checkpoint_engine or engine,
+            log=log,
+            log_engine=log_engine,
+        )
+        self._rows = self.checkpoints.rows
         self._deliver = deliver
         self._poll_interval = poll_interval
         self._batch_size = batch_size
@@ -134,6 +124,8 @@ class Reactor:
             notices=ChangeNotices(None, log=log, log_engine=log_engine, batch_size=batch_size),
         )
         self._retry_at: dict[str, float] = {}
+        self._look_soon = False
+        self._stopping = False
         self._head = 0
         self._wakeup = asyncio.Event()
         self._settling = asyncio.Lock()
@@ -167,6 +159,14 @@ class Reactor:
         ]
 
     async def stop(self) -> None:
+        """Finish the round under way, so that what was delivered is recorded and not
+        delivered again by the next leader (within STOP_WITHIN; past it, it is cut off, and
+        what it delivered since its last checkpoint is delivered again); then hand back the
+        leases."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks[:1], timeout=STOP_WITHIN)
         tasks = [*self._tasks, *self._running.values()]
         for task in tasks:
             task.cancel()
@@ -214,39 +214,25 @@ class Reactor:
         ]
 
     async def stored_status(self) -> list[ReactionStatus]:
-        """Each handler's checkpoint, parked error and leader as the database holds them:
-        what `orderdesk reactions status` shows, whichever process parked a handler."""
-        async with self._checkpoint_engine.connect() as connection:
-            rows = await checkpoint_rows(connection)
-        statuses = []
-        for name, row_name in self._rows.items():
-            row = rows.get(row_name)
-            if row is None:
-                statuses.append(ReactionStatus(name, 0, 0, None))
-            else:
-                statuses.append(
-                    ReactionStatus(name, int(row.position), 0, row.parked_error, row.leader)
-                )
-        return statuses
+        """See `ReactionCheckpoints.stored_status`."""
+        return await self.checkpoints.stored_status()
 
     async def retry(self, names: Iterable[str] | None = None) -> list[str]:
         """Clear the parked error of the named handlers (every parked one when None): their
         leader, in whichever process, delivers to them again within a poll interval.
         Returns the names that were parked."""
-        chosen = list(self._takes) if names is None else list(names)
-        unknown = sorted(set(chosen) - set(self._takes))
-        if unknown:
-            raise UnknownReaction(
-                f"no reaction handler is named {', '.join(unknown)}; "
-                f"there are {', '.join(self._takes)}"
-            )
-        async with self._engine.begin() as connection:
-            parked = await clear_parked(connection, [self._rows[name] for name in chosen])
-        self._states.retried(parked)
-        for row in parked:
-            self._retry_at.pop(row.removeprefix(ROW_PREFIX), None)
+        parked = await self.checkpoints.retry(names)
+        self._states.retried(self._rows[name] for name in parked)
+        for name in parked:
+            self._retry_at.pop(name, None)
         self.wake()
-        return [row.removeprefix(ROW_PREFIX) for row in parked]
+        return parked
+
+    async def skip(self, name: str) -> StoredEvent | None:
+        """See `ReactionCheckpoints.skip`; its leader goes on within a poll interval."""
+        skipped = await self.checkpoints.skip(name)
+        self.wake()
+        return skipped
 
     async def catch_up(self) -> None:
         """Deliver everything in the log to the handlers this process leads that are not
@@ -256,7 +242,7 @@ class Reactor:
 
     async def _follow(self) -> None:
         next_look = time.monotonic() + self._poll_interval
-        while True:
+        while not self._stopping:
             wait = self._poll_interval
             if self._retry_at:
                 wait = max(0.0, min(wait, min(self._retry_at.values()) - time.monotonic()))
@@ -264,8 +250,11 @@ class Reactor:
                 async with asyncio.timeout(wait):
                     await self._wakeup.wait()
             self._wakeup.clear()
+            if self._stopping:
+                return
             try:
-                if time.monotonic() >= next_look:
+                if self._look_soon or time.monotonic() >= next_look:
+                    self._look_soon = False
                     next_look = time.monotonic() + self._poll_interval
                     await self._look_around()
                 await self._catch_up()
@@ -283,7 +272,7 @@ class Reactor:
                 continue
             try:
                 async with self._settling, self._engine.begin() as connection:
-                    await connection.execute(
+                    renewed = await connection.execute(
                         update(projection_checkpoints)
                         .where(
                             projection_checkpoints.c.name.in_(held),
@@ -291,6 +280,10 @@ class Reactor:
                         )
                         .values(beat=projection_checkpoints.c.beat + 1)
                     )
+                if renewed.rowcount != len(held):
+                    # Some lease was taken over: find out which now, before delivering more.
+                    self._look_soon = True
+                    self._wakeup.set()
             except Exception:
                 logger.warning("could not renew the reaction leases", exc_info=True)
 
@@ -319,6 +312,8 @@ class Reactor:
     async def _catch_up(self) -> None:
         while True:
             await self._record(self._finished_alone())
+            if self._stopping:
+                return
             ready = self._ready()
             if not ready:
                 return
@@ -362,7 +357,12 @@ class Reactor:
     async def _run(self, name: str, checkpoint: int, events: list[StoredEvent]) -> _Run:
         """Deliver `events` to one handler, in order, up to the first it fails at."""
         reached = checkpoint
+        row = self._rows[name]
         for event in events:
+            if self._stopping or not self._leases.holds(row):
+                # Another process leads it now (this one froze past the lease): what is
+                # left of the batch is the new leader's to deliver.
+                break
             if event.event_type in self._takes[name]:
                 failures = await self._deliver_one(event, [name])
                 if failures:
@@ -383,12 +383,11 @@ class Reactor:
     async def _record(self, runs: Mapping[str, _Run]) -> None:
         if not runs:
             return
-        await self._advance(
-            {name: run.reached for name, run in runs.items()},
-            {name for name, run in runs.items() if run.stuck is not None},
-        )
+        await self._advance({name: run.reached for name, run in runs.items()})
         for name, run in runs.items():
-            if run.stuck is not None:
+            if run.stuck is None:
+                self._retry_at.pop(name, None)
+            else:
                 await self._note_failure(name, *run.stuck)
 
     async def _deliver_one(self, event: StoredEvent, due: list[str]) -> Mapping[str, BaseException]:
@@ -423,7 +422,7 @@ class Reactor:
             logger.exception("delivering event %d failed", event.position)
             return dict.fromkeys(due, error)
 
-    async def _advance(self, reached: Mapping[str, int], stuck: Collection[str]) -> None:
+    async def _advance(self, reached: Mapping[str, int]) -> None:
         """Move each handler's checkpoint to what it was delivered, from where it stood and
         only while this process leads it (compare and set): a lease lost meanwhile leaves
         the checkpoint to the new leader, who delivers again what this one did."""
@@ -456,8 +455,8 @@ class Reactor:
                 self._leases.lost(row)
                 continue
             checkpoints[row] = position
-            if name not in stuck:
-                self._states.failures.pop(row, None)
+            # Past the event it failed at: a failure from here on is a first one.
+            self._states.failures.pop(row, None)
         if lost:
             async with self._checkpoint_engine.connect() as connection:
                 self._states.take(await checkpoint_rows(connection))
@@ -485,17 +484,20 @@ class Reactor:
         reason = (
             f"{type(error).__name__}: {error} at position {event.position} ({event.event_type})"
         )
-        self._states.parked[row] = reason
         logger.error("reaction %s is parked until `orderdesk reactions retry %s`", name, name)
-        try:
-            async with self._engine.begin() as connection:
-                await mark_parked(
-                    connection,
-                    row,
-                    reason,
-                    at=self._states.checkpoints[row],
-                    leader=self._leases.me,
-                )
-        except Exception:
-            # Parked here all the same; the next look, finding it not parked there, tries again.
-            logger.exception("could not record that reaction %s is parked", name)
+        # Stored before it is known here, and not while the rows are being read: a look
+        # that read the row before this write must not take it for a retry made elsewhere.
+        async with self._settling:
+            try:
+                async with self._engine.begin() as connection:
+                    await mark_parked(
+                        connection,
+                        row,
+                        reason,
+                        at=self._states.checkpoints[row],
+                        leader=self._leases.me,
+                    )
+            except Exception:
+                # Parked here all the same; the next look, finding it not parked there, tries again.
+                logger.exception("could not record that reaction %s is parked", name)
+            self._states.parked[row] = reason

@@ -24,6 +24,8 @@ from persistence.idempotency import IdempotencyClaim, StoredOutcome, find_outcom
 from persistence.orders import OrderRepository, SqlOrderRepository
 from persistence.products import ProductRepository, SqlProductRepository
 from persistence.repository import SqlRepository
+from persistence.sign_in_codes import SignInCodeRepository, SqlSignInCodeRepository
+from persistence.webhooks import SqlWebhookRepository, WebhookRepository
 
 
 class UnitOfWork(Protocol):
@@ -37,6 +39,12 @@ class UnitOfWork(Protocol):
 
     @property
     def orders(self) -> OrderRepository: ...
+
+    @property
+    def sign_in_codes(self) -> SignInCodeRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -153,11 +161,21 @@ class SqlUnitOfWork:
         products = SqlProductRepository(self._connection)
         customers = SqlCustomerRepository(self._connection)
         orders = SqlOrderRepository(self._connection)
+        sign_in_codes = SqlSignInCodeRepository(self._connection)
+        webhooks = SqlWebhookRepository(self._connection)
         self.products: ProductRepository = products
         self.customers: CustomerRepository = customers
         self.orders: OrderRepository = orders
+        self.sign_in_codes: SignInCodeRepository = sign_in_codes
+        self.webhooks: WebhookRepository = webhooks
         # Saved in this order: a new customer before its orders, orders before stock.
-        self._repositories: list[SqlRepository[Any]] = [customers, orders, products]
+        self._repositories: list[SqlRepository[Any]] = [
+            customers,
+            orders,
+            products,
+            sign_in_codes,
+            webhooks,
+        ]
         return self
 
     async def __aexit__(

@@ -43,6 +43,8 @@ from graphql import (
 )
 
 from domain.orders import MAX_LINES
+from domain.webhooks import OFFERED_EVENTS
+from handlers.webhooks import MAX_SHOWN_ATTEMPTS
 
 MAX_INPUT_DEPTH = 3
 """The longest path into an input that a field issue names: ("lines", "2", "quantity")."""
@@ -54,6 +56,8 @@ LIST_BOUNDS: Mapping[str, int] = {
     "Order.lines": MAX_LINES,
     "ValidationError.fields": MAX_FIELD_ISSUES,
     "FieldError.path": MAX_INPUT_DEPTH,
+    "Webhook.events": len(OFFERED_EVENTS),
+    "WebhookDelivery.attempts": MAX_SHOWN_ATTEMPTS,
 }
 """The most items each list field of the schema returns (`Type.field`), but for connections'
 `edges`, which hold at most the page asked for."""

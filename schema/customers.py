@@ -1,5 +1,6 @@
-"""Customers in GraphQL: `me`, `customer` and `customers`, and registerCustomer. The
-customer type is in schema/nodes.py."""
+"""Customers in GraphQL: `me`, `customer` and `customers`, registerCustomer and
+updatePreferences. The customer type is in schema/nodes.py, its preferences' in
+schema/preferences.py."""
 
 from __future__ import annotations
 
@@ -10,20 +11,21 @@ from typing import Annotated
 
 import strawberry
 
-from domain.customers import MAX_EMAIL, MAX_NAME
+from domain.customers import DEFAULT_LANGUAGE, MAX_EMAIL, MAX_NAME
 from domain.money import canonical_amount
 from handlers.access import Identity, Role, identity_of
-from handlers.customers import ListCustomers, RegisterCustomer
+from handlers.customers import ListCustomers, RegisterCustomer, UpdatePreferences
 from handlers.idempotency import MAX_KEY_LENGTH, Replayed
 from handlers.paging import DEFAULT_PAGE_SIZE, MAX_SEARCH_LENGTH
 from handlers.written import Written
 from mediator import Context
 from schema.context import Info, Loaders
-from schema.errors import Error, ValidationError
+from schema.errors import ConflictError, Error, NotAuthorizedError, ValidationError
 from schema.ids import read_id
-from schema.messages import ask, read_back, run_command
+from schema.messages import ask, lagging, read_back, run_command
 from schema.nodes import CUSTOMER, Customer, CustomerConnection, load_customer
 from schema.pagination import AFTER, FIRST, Edge, page_info
+from schema.preferences import LANGUAGE, Preferences
 
 
 @strawberry.type
@@ -93,6 +95,15 @@ class RegisterCustomerInput:
         "input returns the customer registered the first time, without a token (see "
         "accessToken).",
     )
+    marketing_opt_in: bool = strawberry.field(
+        default=False,
+        description="Whether the customer agrees to hear about news and offers (the marketing "
+        "team is told of those who do). It can be changed later with updatePreferences.",
+    )
+    language: str = strawberry.field(
+        default=DEFAULT_LANGUAGE,
+        description=f"The language to write to the customer in. {LANGUAGE}",
+    )
 
     def command(self) -> RegisterCustomer:
         return RegisterCustomer(**asdict(self))
@@ -122,6 +133,49 @@ RegisterCustomerResult = Annotated[
         "RegisterCustomerResult",
         description="The new customer with its token, or a ValidationError (the name, the "
         "email, an email already registered, or an idempotencyKey used for other input).",
+    ),
+]
+
+
+@strawberry.input(description="The signed-in customer's new preferences.")
+class UpdatePreferencesInput:
+    marketing_opt_in: bool = strawberry.field(
+        description="Whether the customer agrees to hear about news and offers; turning it on "
+        "tells the marketing team."
+    )
+    language: str = strawberry.field(
+        description=f"The language to write to the customer in. {LANGUAGE}"
+    )
+    expected_version: int | None = strawberry.field(
+        default=None,
+        description="The customer's version (Customer.version) the change was decided on: "
+        "if the customer changed since, nothing is changed and the answer is a ConflictError. "
+        "Null to change it whatever its version.",
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description=f"At most {MAX_KEY_LENGTH} characters. Retrying with the same key and "
+        "input answers the first request's success (and changes nothing again), where a retry "
+        "with the same expectedVersion alone would be a ConflictError.",
+    )
+
+    def command(self) -> UpdatePreferences:
+        return UpdatePreferences(**asdict(self))
+
+
+@strawberry.type(description="The preferences are saved.")
+class UpdatePreferencesSuccess:
+    preferences: Preferences = strawberry.field(description="The preferences as saved.")
+    customer: Customer = strawberry.field(description="The customer, with its new version.")
+
+
+UpdatePreferencesResult = Annotated[
+    UpdatePreferencesSuccess | ValidationError | ConflictError | NotAuthorizedError,
+    strawberry.union(
+        "UpdatePreferencesResult",
+        description="The saved preferences, or a ValidationError (a language that is not a "
+        "short language tag, or an idempotencyKey used for other input), a ConflictError (a "
+        "stale expectedVersion) or a NotAuthorizedError (not signed in as a customer).",
     ),
 ]
 
@@ -157,6 +211,7 @@ class CustomerMutations:
                     lifetime_value=canonical_amount(Decimal(0)),
                     currency="",
                     version=written.version,
+                    preferences=None,
                 )
                 return RegisterCustomerSuccess(
                     customer=Customer.from_view(registered), access_token=None, replayed=True
@@ -168,3 +223,27 @@ class CustomerMutations:
             )
 
         return await run_command(info, input.command, success, RegisterCustomerResult)
+
+    @strawberry.mutation(
+        graphql_type=UpdatePreferencesResult,
+        description="Change the signed-in customer's preferences (creating its profile if it "
+        "has none yet). Customers only: staff and anonymous callers get a NotAuthorizedError.",
+    )
+    async def update_preferences(
+        self,
+        info: Info,
+        input: Annotated[
+            UpdatePreferencesInput,
+            strawberry.argument(description="The customer's preferences, both of them."),
+        ],
+    ) -> UpdatePreferencesSuccess | Error:
+        async def success(written: Written) -> UpdatePreferencesSuccess:
+            loaders = info.context.loaders
+            view = await read_back(loaders, loaders.customers, written)
+            if view.preferences is None:
+                raise lagging(written)
+            return UpdatePreferencesSuccess(
+                preferences=Preferences.of(view.preferences), customer=Customer.from_view(view)
+            )
+
+        return await run_command(info, input.command, success, UpdatePreferencesResult)

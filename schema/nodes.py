@@ -33,6 +33,7 @@ from schema.errors import bad_user_input
 from schema.messages import ask
 from schema.money import Address, Money
 from schema.pagination import FIRST, Edge, PageInfo, page_info
+from schema.preferences import Preferences
 from schema.prefetch import resolved, selects, settle
 
 PRODUCT = ProductAggregate.kind
@@ -139,6 +140,11 @@ class Customer(relay.Node):
     version: int = strawberry.field(
         description="Increases with every change to the customer itself (registering is 1)."
     )
+    preferences: Preferences | None = strawberry.field(
+        description="The customer's preferences, which only the customer itself and staff "
+        "see; null until its profile exists, a moment after registering (creating the profile "
+        "is a change: the version goes up by one)."
+    )
 
     @strawberry.field(
         description="The customer's orders, a page at a time (at most 100 per page). The "
@@ -164,6 +170,7 @@ class Customer(relay.Node):
             order_count=view.order_count,
             lifetime_value=Money(amount=view.lifetime_value, currency=view.currency or "USD"),
             version=view.version,
+            preferences=None if view.preferences is None else Preferences.of(view.preferences),
         )
 
     @classmethod

@@ -11,6 +11,8 @@ from schema.errors import ErrorPolicy, LoggedSchema
 from schema.orders import OrderMutations, OrderQueries, OrderSubscriptions
 from schema.products import ProductMutations, ProductQueries, ProductSubscriptions
 from schema.scalars import SCALAR_OVERRIDES
+from schema.sign_in import SignInMutations
+from schema.webhooks import WebhookMutations, WebhookQueries
 
 
 @strawberry.type(
@@ -18,7 +20,9 @@ from schema.scalars import SCALAR_OVERRIDES
     "union: its Success type, or one of the typed errors it lists (all implement Error). "
     "Expected refusals are data; only faults come back as GraphQL errors."
 )
-class Mutation(ProductMutations, CustomerMutations, OrderMutations):
+class Mutation(
+    ProductMutations, CustomerMutations, OrderMutations, SignInMutations, WebhookMutations
+):
     pass
 
 
@@ -47,9 +51,9 @@ def build_schema(
     @strawberry.type(
         description="What can be read. Lists are Relay connections of at most 100 per page. "
         "What a caller may not see reads as null or is left out of lists (only the staff "
-        "list `customers` answers others with an error)."
+        "lists `customers`, `webhooks` and `webhookDeliveries` answer others with an error)."
     )
-    class Query(ProductQueries, CustomerQueries, OrderQueries):
+    class Query(ProductQueries, CustomerQueries, OrderQueries, WebhookQueries):
         node: relay.Node | None = relay.node(description="Any object by its global id.")
 
     documents = PreparedDocuments(

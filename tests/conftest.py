@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from orderdesk.settings import Settings
 from tests.databases import postgres_database_url, sqlite_settings
 from tests.graphql_client import TEST_SECRET, GraphQLClient
+from tests.mail_server import MailServer, running_mail_server
 from tests.served import Served, serve
 
 
@@ -20,6 +21,13 @@ def no_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     Through the environment, so that servers the tests start in processes of their own
     inherit it."""
     monkeypatch.setenv("ORDERDESK_RATE_LIMITS", "false")
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    """A real SMTP server on a free loopback port; pass `smtp_url=SecretStr(mail_server.url)`."""
+    with running_mail_server() as server:
+        yield server
 
 
 @pytest.fixture

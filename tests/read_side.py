@@ -131,8 +131,9 @@ async def seed_shop(
 
 
 # Statements that are the app's own business whatever is queried: following the event log
-# and keeping checkpoints (the projector and the event tail poll), and transaction control.
-_BACKGROUND = ("event_log", "projection_checkpoints", "alembic_version")
+# and keeping checkpoints (the projector and the event tail poll), the workers' looks for
+# due work (the webhook courier), and transaction control.
+_BACKGROUND = ("event_log", "projection_checkpoints", "alembic_version", "webhook_deliveries")
 _CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE")
 
 

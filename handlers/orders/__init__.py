@@ -9,6 +9,8 @@ The package's face: the wiring (who may send what, what is idempotent or cached,
 - `lists`: ListOrders, CountOrders and FirstOrderPages, paged by keyset cursors;
 - `read_model`: the ORDERS projection (order_summaries and order_lines);
 - `events`: WatchOrders, the live order events of the orderEvents subscription.
+- `expiry`: pending orders cancelled as expired (the due times and their timer).
+- `reactions`: the customer's emails (confirmation, shipping, cancellation).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from handlers.orders.events import (
     load_order_event_views,
     watch_orders,
 )
+from handlers.orders.expiry import pending_order_timer, subscribe_due_times
 from handlers.orders.lists import (
     CountOrders,
     FirstOrderPages,
@@ -63,6 +66,7 @@ from handlers.orders.queries import (
     order_view,
     visible_to,
 )
+from handlers.orders.reactions import subscribe_emails
 from handlers.orders.read_model import ORDERS, order_rows_touched, project_orders
 from handlers.query_cache import Cached
 from handlers.transaction import writes
@@ -178,6 +182,8 @@ def register(registry: Registry, wiring: Wiring) -> None:
     registry.handle(FirstOrderPages, partial(first_order_pages, read_engine=scans))
     if wiring.tail is not None:
         registry.stream(WatchOrders, partial(watch_orders, tail=wiring.tail))
+    subscribe_due_times(registry, wiring)
+    subscribe_emails(registry, wiring)
 
 
 FEATURE = Feature(
@@ -189,4 +195,5 @@ FEATURE = Feature(
     cached=CACHED,
     projections=(ORDERS,),
     views=VIEWS,
+    workers=(pending_order_timer,),
 )

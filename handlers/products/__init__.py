@@ -33,6 +33,7 @@ from handlers.products.queries import (
     list_products,
     load_product_views,
 )
+from handlers.products.reactions import subscribe_alerts
 from handlers.products.read_model import (
     PRODUCT_CATALOG,
     catalog_rows_touched,
@@ -91,6 +92,7 @@ def register(registry: Registry, wiring: Wiring) -> None:
                 watch_products, tail=wiring.tail, public_stock_events=wiring.public_stock_events
             ),
         )
+    subscribe_alerts(registry, wiring)
 
 
 EVENT_TYPES = PRODUCT_EVENTS

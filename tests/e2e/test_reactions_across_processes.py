@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -38,6 +39,10 @@ def environment(mail: MailServer, tmp_path: Path) -> dict[str, str]:
         "ORDERDESK_REACTION_RETRY_DELAY": "0.05",
         "ORDERDESK_OUTBOX_DIR": str(tmp_path / "outbox"),
     }
+
+
+def addressed_to(address: str, message: EmailMessage) -> bool:
+    return address in str(message["To"])
 
 
 def welcomes(mail: MailServer, address: str) -> list[EmailMessage]:
@@ -79,7 +84,7 @@ async def test_a_server_killed_mid_email_sends_it_once_after_restart(
         async with serve_process(database, tmp_path / "second.log", env=env) as second:
             client = GraphQLClient(http, second.served)
             for address in addresses:
-                await mail.wait_for(lambda m, a=address: a in str(m["To"]), timeout=30)
+                await mail.wait_for(partial(addressed_to, address), timeout=30)
             await until_profiles(client, tokens)
             await asyncio.sleep(SETTLE)
             for address in addresses:

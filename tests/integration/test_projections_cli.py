@@ -91,6 +91,7 @@ def test_status_shows_positions_and_applies_nothing(settings: Settings) -> None:
             "product_catalog\tposition 1 of 2 (1 behind)\trunning",
             "customer_summaries\tposition 1 of 2 (1 behind)\trunning",
             "orders\tposition 1 of 2 (1 behind)\trunning",
+            "webhook_summaries\tposition 1 of 2 (1 behind)\trunning",
         ]
     assert query(settings, select(func.count()).select_from(product_catalog)) == 1
 
@@ -137,6 +138,7 @@ def test_rebuild_without_a_name_rebuilds_all(settings: Settings) -> None:
         "product_catalog\tposition 2\trebuilt",
         "customer_summaries\tposition 2\trebuilt",
         "orders\tposition 2\trebuilt",
+        "webhook_summaries\tposition 2\trebuilt",
     ]
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapp
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from domain.products import ProductCreated, ProductDeleted
 from orderdesk.bootstrap import Services, bootstrap
 from orderdesk.settings import Settings
 from persistence.event_log import NewEvent, StoredEvent
-from persistence.reactor import PATIENCE, Reactor, UnknownReaction
+from persistence.reaction_checkpoints import NotParked, UnknownReaction
+from persistence.reactor import PATIENCE, Reactor
 from tests.databases import postgres_database_url, sqlite_settings
 
 CREATED = ProductCreated.__name__
@@ -131,6 +133,11 @@ async def until(condition: Callable[[], bool | Awaitable[bool]], within: float =
         await asyncio.sleep(0.01)
 
 
+def twice_at(handlers: Handlers, name: str, position: int) -> bool:
+    """The last two deliveries to `name` were both of `position` (failed, then done)."""
+    return handlers.positions(name)[-2:] == [position, position]
+
+
 THREE = {
     "a": frozenset({CREATED}),
     "b": frozenset({CREATED}),
@@ -201,6 +208,70 @@ async def test_a_handler_that_keeps_failing_is_parked_then_resumed(services: Ser
         assert await running.retry() == []
         with pytest.raises(UnknownReaction):
             await running.retry(["nobody"])
+    finally:
+        await running.stop()
+
+
+async def test_a_failure_retried_in_time_leaves_the_reactor_idle(services: Services) -> None:
+    handlers = Handlers()
+    handlers.failing["b"] = 1
+    running = reactor(services, handlers, THREE, poll_interval=0.5)
+    await running.start()
+    try:
+        positions = await append(services, 1)
+        await until(lambda: handlers.positions("b") == positions * 2)
+        await until(lambda: all(s.position == positions[-1] for s in running.status()))
+        assert all(s.retry_in is None for s in running.status())
+        rounds = 0
+        looked = running._catch_up  # counting rounds: an idle reactor waits for a wake-up
+
+        async def counted() -> None:
+            nonlocal rounds
+            rounds += 1
+            await looked()
+
+        running._catch_up = counted  # type: ignore[method-assign]
+        await asyncio.sleep(1.0)
+        assert rounds <= 3, f"{rounds} rounds in a second with nothing to do"
+    finally:
+        await running.stop()
+
+
+async def test_one_failure_at_each_of_several_events_parks_nothing(services: Services) -> None:
+    handlers = Handlers()
+    running = reactor(services, handlers, THREE, max_attempts=2)
+    await running.start()
+    try:
+        for _ in range(4):
+            handlers.failing["b"] = 1
+            position = (await append(services, 1))[0]
+            await until(partial(twice_at, handlers, "b", position))
+        await until(lambda: all(s.failures == 0 for s in running.status()))
+        assert not any(s.parked_error for s in running.status())
+    finally:
+        await running.stop()
+
+
+async def test_a_parked_handler_skips_the_event_it_cannot_handle(services: Services) -> None:
+    handlers = Handlers()
+    handlers.failing["b"] = None
+    running = reactor(services, handlers, THREE, max_attempts=2)
+    await running.start()
+    try:
+        first = await append(services, 1)
+        await until(lambda: any(s.parked_error for s in running.status()))
+        second = await append(services, 1)
+        await until(lambda: handlers.positions("a") == first + second)
+        with pytest.raises(NotParked):
+            await running.skip("a")
+        handlers.failing.pop("b")
+        skipped = await running.skip("b")
+        assert skipped is not None
+        assert skipped.position == first[0]
+        await until(lambda: handlers.positions("b")[-1:] == second)
+        assert handlers.positions("b") == first * 2 + second, "the skipped one is not delivered"
+        with pytest.raises(UnknownReaction):
+            await running.skip("nobody")
     finally:
         await running.stop()
 

@@ -22,6 +22,7 @@ from orderdesk.bootstrap import PROJECTIONS, Services, bootstrap, utc_now
 from orderdesk.settings import Settings
 from persistence.event_log import NewEvent, StoredEvent
 from persistence.projector import Projector
+from persistence.reaction_checkpoints import ROW_PREFIX
 from persistence.tables import event_log, product_catalog, products, projection_checkpoints
 from persistence.unit_of_work import SqlUnitOfWork
 from tests.databases import postgres_database_url, sqlite_url
@@ -207,7 +208,9 @@ async def test_workers_starting_at_once_on_a_fresh_database_all_start(attempt: i
             await asyncio.gather(*(w.start() for w in workers))
             async with workers[0].read_model_engine.connect() as connection:
                 names = (await connection.scalars(select(projection_checkpoints.c.name))).all()
-            assert sorted(names) == sorted(p.name for p in PROJECTIONS)
+            # One row each: every projection's, and every reaction handler's beside them.
+            reactions = [ROW_PREFIX + name for name in workers[0].reactor.takes]
+            assert sorted(names) == sorted([p.name for p in PROJECTIONS] + reactions)
         finally:
             for worker in workers:
                 await worker.stop()

@@ -23,6 +23,8 @@ from domain.customers import Customer
 from domain.errors import VersionConflict
 from domain.orders import Order
 from domain.products import Product
+from domain.sign_in import SignInCodes
+from domain.webhooks import Webhook
 from handlers.access import Identity, Role
 from mediator import Context, Mediator
 from orderdesk.bootstrap import FEATURES, bootstrap
@@ -77,8 +79,27 @@ class FakeProducts(FakeRepository[Product]):
 
 
 class FakeCustomers(FakeRepository[Customer]):
+    async def get_to_change(self, customer_id: str) -> Customer | None:
+        # Nothing runs beside a unit test's command: there is nobody to lock out.
+        return await self.get(customer_id)
+
     async def email_taken(self, email: str) -> bool:
         return any(c.email == email for c in self._store.values())
+
+
+class FakeSignInCodes(FakeRepository[SignInCodes]):
+    def __init__(self, store: dict[str, SignInCodes], customers: dict[str, Customer]) -> None:
+        super().__init__(store)
+        self._customers = customers
+
+    async def customer_for(self, email: str) -> str | None:
+        return next((c.id for c in self._customers.values() if c.email == email), None)
+
+    async def of_customer(self, customer_id: str) -> SignInCodes | None:
+        for codes in [*self.seen.values(), *self._store.values()]:
+            if codes.customer_id == customer_id:
+                return await self.get(codes.id)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +122,8 @@ class FakeStore:
     products: dict[str, Product] = field(default_factory=dict)
     customers: dict[str, Customer] = field(default_factory=dict)
     orders: dict[str, Order] = field(default_factory=dict)
+    sign_in_codes: dict[str, SignInCodes] = field(default_factory=dict)
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
     log: list[FakeEvent] = field(default_factory=list)
     outcomes: dict[tuple[str, str], StoredOutcome] = field(default_factory=dict)
     commits: int = 0
@@ -153,6 +176,8 @@ class FakeUnitOfWork:
         self.products = FakeProducts(store.products)
         self.customers = FakeCustomers(store.customers)
         self.orders = FakeRepository[Order](store.orders)
+        self.sign_in_codes = FakeSignInCodes(store.sign_in_codes, store.customers)
+        self.webhooks = FakeRepository[Webhook](store.webhooks)
 
     async def __aenter__(self) -> Self:
         self._open = True
@@ -174,6 +199,8 @@ class FakeUnitOfWork:
             (store.customers, self.customers.seen),
             (store.orders, self.orders.seen),
             (store.products, self.products.seen),
+            (store.sign_in_codes, self.sign_in_codes.seen),
+            (store.webhooks, self.webhooks.seen),
         ]
         changed = [(s, a) for s, seen in kept for a in seen.values() if a.pending_events]
         written = self._refuse_conflicts(changed)
@@ -232,6 +259,7 @@ class FakeUnitOfWork:
                 if aggregate.email in emails:
                     raise email_taken()
                 emails.add(aggregate.email)
+        _refuse_second_codes(store, [a for _, a in changed if not a.stored_version])
         for _, aggregate in changed:
             for event in aggregate.pending_events:
                 _EVENTS.encode(event)
@@ -244,6 +272,14 @@ class FakeUnitOfWork:
         if (self._claim.scope, self._claim.key) in store.outcomes:
             raise KeyAlreadyUsed(self._claim.key)
         return written[0]
+
+
+def _refuse_second_codes(store: FakeStore, new: list[Aggregate]) -> None:
+    """A customer's first codes, stored twice at once: the later loses (one row each)."""
+    coded = {codes.customer_id for codes in store.sign_in_codes.values()}
+    for codes in new:
+        if isinstance(codes, SignInCodes) and codes.customer_id in coded:
+            raise VersionConflict(codes.kind, codes.id, 0, 1)
 
 
 def counted_ids() -> Callable[[str], str]:

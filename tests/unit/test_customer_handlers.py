@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from domain.errors import ValidationFailed
@@ -36,10 +38,14 @@ async def test_a_customer_at_every_bound_registers(mediator: Mediator, store: Fa
         ({"email": "a" * 1_000_000}, "email", "an email address is at most 254 characters"),
         ({"email": "ada.example.com"}, "email", "a valid email address"),
         ({"idempotency_key": "k" * 201}, "idempotency_key", "at most 200 characters"),
+        ({"language": "english"}, "language", "a language tag such as en, fr or pt-BR"),
+        ({"language": "en_US"}, "language", "a language tag such as en, fr or pt-BR"),
+        ({"language": "en-US\n"}, "language", "a language tag such as en, fr or pt-BR"),
+        ({"language": "e" * 100_000}, "language", "a language tag such as en, fr or pt-BR"),
     ],
 )
 async def test_an_overlong_field_is_refused_by_name_and_nothing_is_written(
-    mediator: Mediator, store: FakeStore, fields: dict[str, str], path: str, message: str
+    mediator: Mediator, store: FakeStore, fields: dict[str, Any], path: str, message: str
 ) -> None:
     command = RegisterCustomer(**{"name": "Ada", "email": "ada@example.com", **fields})
     with pytest.raises(ValidationFailed) as refused:

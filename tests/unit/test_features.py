@@ -12,8 +12,19 @@ from orderdesk.bootstrap import FEATURES, PROJECTIONS, check_policies
 
 
 def test_each_feature_is_one_value_with_its_own_projections() -> None:
-    assert [feature.name for feature in FEATURES] == ["products", "customers", "orders"]
-    assert [p.name for p in PROJECTIONS] == ["product_catalog", "customer_summaries", "orders"]
+    assert [feature.name for feature in FEATURES] == [
+        "products",
+        "customers",
+        "orders",
+        "sign_in",
+        "webhooks",
+    ]
+    assert [p.name for p in PROJECTIONS] == [
+        "product_catalog",
+        "customer_summaries",
+        "orders",
+        "webhook_summaries",
+    ]
     for feature in FEATURES:
         assert feature.event_types, feature.name
         assert set(feature.idempotent) <= set(feature.policies), feature.name

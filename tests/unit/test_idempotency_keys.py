@@ -9,15 +9,27 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import ValidationFailed
+from handlers.customers import CreateCustomerProfile
 from handlers.idempotency import fingerprint
 from handlers.orders import CancelOrder, ConfirmOrder, DeliverOrder, ShipOrder
 from handlers.products import CreateProduct, DeleteProduct, RestockProduct, UpdateProduct
+from handlers.sign_in import RequestSignInCode, SignIn
+from handlers.webhooks import DisableWebhook, RegisterWebhook
 from handlers.written import Written
 from mediator import Command, Mediator
 from orderdesk.bootstrap import IDEMPOTENT, POLICIES
 from tests.unit.fakes import FakeStore, as_staff, fake_mediator
 
 COMMANDS = sorted((t for t in POLICIES if issubclass(t, Command)), key=lambda t: t.__name__)
+UNKEYED: dict[type, str] = {
+    DeleteProduct: "deleting again finds the product deleted: nothing to repeat",
+    CreateCustomerProfile: "the system's, and a second creation changes nothing",
+    RequestSignInCode: "each request is meant to void the code before it",
+    SignIn: "a replay must never hand out a token again",
+    RegisterWebhook: "a replay could not show the secret, which is shown once",
+    DisableWebhook: "disabling a disabled webhook changes nothing",
+}
+"""The commands that take no idempotency key, and why each does without."""
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda t: t.__name__)
@@ -25,7 +37,7 @@ def test_a_command_takes_a_key_exactly_when_the_key_is_honoured(command: type) -
     # A key the idempotency behavior ignored would promise a safe retry and not keep it.
     takes_key = "idempotency_key" in {f.name for f in dataclasses.fields(command)}
     assert takes_key == (command in IDEMPOTENT)
-    assert takes_key == (command is not DeleteProduct)
+    assert takes_key == (command not in UNKEYED)
 
 
 def test_the_same_request_digests_alike_whatever_its_key() -> None:

@@ -92,6 +92,14 @@ REFUSALS: dict[str, dict[str, Case]] = {
     "registerCustomer": {
         "ValidationError": Case(ANONYMOUS, {"name": "Eve", "email": "not an address"}),
     },
+    # Customers only (a_customer); the customer's version, as for any other change.
+    "updatePreferences": {
+        "ValidationError": Case(ADA, {"marketingOptIn": True, "language": "English"}),
+        "ConflictError": Case(
+            ADA, {"marketingOptIn": True, "language": "en", "expectedVersion": 99}
+        ),
+        "NotAuthorizedError": Case(ANONYMOUS, {"marketingOptIn": True, "language": "en"}),
+    },
     # No ConflictError: it takes no expectedVersion, and the products it reserves are locked
     # (or the database is) while it runs. No InvalidTransitionError: a new order moves nowhere.
     "placeOrder": {
@@ -104,6 +112,26 @@ REFUSALS: dict[str, dict[str, Case]] = {
     "confirmOrder": moves("confirmOrder"),
     "shipOrder": moves("shipOrder"),
     "deliverOrder": moves("deliverOrder"),
+    # Anyone may ask, and any valid address is answered alike (known or not).
+    "requestSignInCode": {
+        "ValidationError": Case(ANONYMOUS, {"email": "not an address"}),
+    },
+    # handlers/sign_in: every code that does not sign in, for an unknown address here.
+    "signIn": {
+        "ValidationError": Case(ANONYMOUS, {"email": "ada@example.com", "code": "12345"}),
+        "InvalidSignInCodeError": Case(ANONYMOUS, {"email": "eve@example.com", "code": "123456"}),
+    },
+    # Staff only. The URL's form and the events are the command's (Webhook.register); an
+    # address webhooks may not reach, CheckWebhookUrl's (tests/unit/test_webhook_handlers.py).
+    "registerWebhook": {
+        "ValidationError": Case(STAFF, {"url": "ftp://x", "events": ["ORDER_PLACED"]}),
+        "NotAuthorizedError": Case(ADA, {"url": "https://x.example", "events": ["ORDER_PLACED"]}),
+    },
+    "disableWebhook": {
+        "ValidationError": Case(STAFF, {"id": global_id("Webhook", "w404"), "reason": "x" * 501}),
+        "NotFoundError": Case(STAFF, {"id": global_id("Webhook", "w404")}),
+        "NotAuthorizedError": Case(ADA, {"id": global_id("Webhook", "w404")}),
+    },
     "cancelOrder": {
         "ValidationError": Case(ADA, {"id": PENDING, "reason": "x" * 501}),
         # _order_for: another customer's order does not exist for it.

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mediator import (
+    HANDLER_NAME,
     Concurrent,
     Context,
     ContextKey,
@@ -329,3 +330,44 @@ async def test_cancelling_publish_cancels_the_handlers_and_is_not_swallowed(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sorted(cleaned_up) == running
+
+
+@pytest.mark.parametrize("publisher", STRATEGIES)
+async def test_only_the_handlers_named_are_delivered_to(publisher: Publisher) -> None:
+    inbox = Inbox()
+    registry = Registry()
+    registry.subscribe(OrderPlaced, inbox.handler("email"), name="orders.email")
+    registry.subscribe(OrderPlaced, inbox.handler("stock"), name="orders.stock")
+    registry.subscribe(OrderEvent, inbox.handler("audit"), name="orders.audit")
+    mediator = registry.build(publisher=publisher)
+
+    assert mediator.subscribers(OrderPlaced) == ("orders.email", "orders.stock", "orders.audit")
+    await mediator.publish(OrderPlaced("o1"), only={"orders.stock", "orders.audit"})
+    await mediator.publish(OrderPlaced("o2"), only=())
+
+    assert sorted(inbox.received) == ["audit: OrderPlaced o1", "stock: OrderPlaced o1"]
+
+
+async def test_a_handler_finds_its_own_name_on_its_context() -> None:
+    names: list[str] = []
+
+    async def handler(note: OrderPlaced, ctx: Context) -> None:
+        names.append(ctx.get(HANDLER_NAME))
+
+    registry = Registry()
+    registry.subscribe(OrderPlaced, handler, name="orders.named")
+    registry.subscribe(OrderPlaced, send_email)
+    mediator = registry.build()
+    with pytest.raises(PublishError) as failed:
+        await mediator.publish(OrderPlaced("o1"))
+
+    assert names == ["orders.named"]
+    assert [name for name, _ in failed.value.failures] == [f"{__name__}.send_email"]
+
+
+def test_a_name_given_is_one_handlers() -> None:
+    inbox = Inbox()
+    registry = Registry()
+    registry.subscribe(OrderPlaced, inbox.handler("a"), name="orders.one")
+    with pytest.raises(MediatorError, match=r"two notification handlers are named orders\.one"):
+        registry.subscribe(OrderShipped, inbox.handler("b"), name="orders.one")

@@ -1,0 +1,36 @@
+"""Budgets per email address for the sign-in commands: a stranger who moves from address to
+address still gets only so many codes sent to one mailbox, and so many guesses at it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+
+from domain.customers import normalize_email
+from handlers.access import CLIENT_ADDRESS
+from handlers.rate_limit import Admission, RateLimited
+from mediator import Context, Next
+
+
+def email_key(email: str) -> str:
+    """What an address is counted by: a digest, so that the counters (in Redis, perhaps)
+    hold no address, and a long one costs no more than a short one."""
+    return hashlib.sha256(normalize_email(email).encode("utf-8", "replace")).hexdigest()
+
+
+def limit_per_email(
+    admit: Admission,
+) -> Callable[[object, Next[object], Context], Awaitable[object]]:
+    """Count each message against the budget of the email address it names (its `email`),
+    whether or not a customer has it, so that the answer tells nothing. Like the budgets
+    per client address, only a client's messages count (they carry its address)."""
+
+    async def within_budget(message: object, call_next: Next[object], ctx: Context) -> object:
+        email = getattr(message, "email", None)
+        if isinstance(email, str) and ctx.find(CLIENT_ADDRESS) is not None:
+            wait = await admit(email_key(email))
+            if wait is not None:
+                raise RateLimited(wait)
+        return await call_next()
+
+    return within_budget
