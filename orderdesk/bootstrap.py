@@ -10,17 +10,16 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 
-from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers import customers, orders, products, sign_in, webhooks
 from handlers.access import Policy, authorize, authorize_streams
-from handlers.feature import Feature, Reacting, Wiring, Worker, merged, new_id
+from handlers.feature import Feature, Wiring, Worker, merged, new_id
 from handlers.idempotency import idempotent
 from handlers.metrics import measure_messages
 from handlers.pipeline import database_unavailable, log_messages, read_your_writes
@@ -36,8 +35,10 @@ from orderdesk.mail_transport import mailer_for
 from orderdesk.operational_metrics import Lags, OperationalMetrics, ReactionLags
 from orderdesk.persisted_queries import PersistedQueries, persisted_queries_for
 from orderdesk.rate_limits import RateLimits, rate_limits_for
+from orderdesk.reacting import reacting_for, reactor_for
+from orderdesk.service_secrets import service_key, service_secret, tokens_for
 from orderdesk.settings import Settings
-from orderdesk.tokens import Tokens, local_secret
+from orderdesk.tokens import Tokens
 from persistence.database import create_engine, is_sqlite
 from persistence.event_codec import EventCodec
 from persistence.event_log import EventLog
@@ -164,28 +165,6 @@ class Services:
             await self.rate_limits.close()
         if self.persisted_queries is not None:
             await self.persisted_queries.close()
-
-
-def service_secret(settings: Settings) -> str:
-    if settings.jwt_secret is not None:
-        return settings.jwt_secret.get_secret_value()
-    return local_secret(Path("orderdesk.secret"))
-
-
-def service_key(settings: Settings) -> Callable[[str], bytes]:
-    """Keys derived from the service secret, one per purpose (a label), each made on first
-    use: the secret file is made only when something needs a key."""
-
-    @cache
-    def key(purpose: str) -> bytes:
-        secret = service_secret(settings).encode()
-        return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
-
-    return key
-
-
-def tokens_for(settings: Settings) -> Tokens:
-    return Tokens(service_secret(settings))
 
 
 def query_cache_for(settings: Settings) -> QueryCache | None:
@@ -406,55 +385,6 @@ def bootstrap(
         query_cache=query_cache,
         rate_limits=rate_limits,
         persisted_queries=persisted_queries_for(settings),
-    )
-
-
-def reactor_for(
-    settings: Settings,
-    reactions: Reactions,
-    *,
-    log: EventLog,
-    log_engine: AsyncEngine,
-    engine: AsyncEngine,
-    checkpoint_engine: AsyncEngine,
-    projector: Projector,
-    operations: OperationalMetrics,
-    tracer: Tracer | None,
-) -> Reactor:
-    """The reactor over the mediator's reaction handlers; it delivers what the read models
-    show already (`up_to`), so that a handler reading them finds its event applied."""
-    return Reactor(
-        log=log,
-        log_engine=log_engine,
-        engine=engine,
-        checkpoint_engine=checkpoint_engine,
-        takes=reactions.takes,
-        deliver=reactions.deliver,
-        poll_interval=settings.poll_interval,
-        max_attempts=settings.reaction_max_attempts,
-        retry_delay=settings.reaction_retry_delay,
-        lease_timeout=settings.projection_lease_timeout,
-        tracer=tracer,
-        delivered=operations.reaction_delivered,
-        failed=operations.reaction_failed,
-        up_to=lambda: projector.position,
-    )
-
-
-def reacting_for(settings: Settings) -> Reacting:
-    return Reacting(
-        marketing_email=settings.marketing_email,
-        staff_email=settings.staff_email,
-        low_stock_threshold=settings.low_stock_threshold,
-        pending_order_ttl=settings.pending_order_seconds,
-        sign_in_code_ttl=settings.sign_in_code_ttl,
-        webhook_allow_private=settings.webhook_allow_private,
-        webhook_connect_timeout=settings.webhook_connect_timeout,
-        webhook_read_timeout=settings.webhook_read_timeout,
-        webhook_retry_for=settings.webhook_retry_for,
-        webhook_retry_delay=settings.webhook_retry_delay,
-        webhook_max_failures=settings.webhook_max_failures,
-        poll_interval=settings.poll_interval,
     )
 
 

@@ -21,8 +21,9 @@ from domain.aggregate import is_possible_id
 from domain.customers import Customer
 from domain.orders import OrderStatus
 from handlers.access import Identity, Role
-from orderdesk.bootstrap import bootstrap, tokens_for
+from orderdesk.bootstrap import bootstrap
 from orderdesk.seed import DatabaseNotEmpty, Seeded, seed
+from orderdesk.service_secrets import tokens_for
 from orderdesk.settings import Settings
 from persistence.database import create_engine, is_sqlite, is_unavailable
 from persistence.tables import customers

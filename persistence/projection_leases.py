@@ -53,6 +53,16 @@ _RELEASE = (
 )
 
 
+_RENEW = (
+    update(projection_checkpoints)
+    .where(
+        projection_checkpoints.c.name.in_(bindparam("b_names", expanding=True)),
+        projection_checkpoints.c.leader == bindparam("b_me"),
+    )
+    .values(beat=projection_checkpoints.c.beat + 1)
+)
+
+
 def process_name() -> str:
     """host:pid:token. The token tells apart two projectors of one process (tests run two
     apps side by side), the host and pid let this host see that a holder has died. The
@@ -168,6 +178,12 @@ class Leases:
         self._held.discard(name)
         self._seen.pop(name, None)
         return False
+
+    async def renew(self, connection: AsyncConnection, names: list[str]) -> bool:
+        """A beat for each of `names` still held here, for a holder whose work takes longer
+        than a lease (it would otherwise look dead); False if one was taken over since."""
+        renewed = await connection.execute(_RENEW, {"b_names": names, "b_me": self.me})
+        return renewed.rowcount == len(names)
 
     async def release(self, connection: AsyncConnection) -> None:
         """Hand every held lease back, so that another process takes over without waiting."""

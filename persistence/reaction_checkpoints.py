@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from persistence.checkpoints import checkpoint_rows, clear_parked
+from persistence.checkpoints import ADVANCE, checkpoint_rows, clear_parked
 from persistence.event_log import EventLog, StoredEvent
-from persistence.projection_states import stored_statuses
+from persistence.projection_leases import Leases
+from persistence.projection_states import ProjectionStates, stored_statuses
 from persistence.tables import projection_checkpoints
 
 ROW_PREFIX = "reaction:"
@@ -125,6 +126,47 @@ class ReactionCheckpoints:
         if moved.rowcount != 1:
             raise NotParked(f"{name} moved meanwhile (retried or skipped elsewhere); look again")
         return stuck
+
+    async def advance(
+        self, reached: Mapping[str, int], states: ProjectionStates, leases: Leases
+    ) -> None:
+        """Move each handler's checkpoint to what it was delivered, from where it stood and
+        only while this process leads it (compare and set): a lease lost meanwhile leaves
+        the checkpoint to the new leader, who delivers again what this one did."""
+        checkpoints = states.checkpoints
+        moving = {
+            name: position
+            for name, position in reached.items()
+            if position > checkpoints[self.rows[name]]
+        }
+        if not moving:
+            return
+        lost: list[str] = []
+        async with self._engine.begin() as connection:
+            for name, position in moving.items():
+                row = self.rows[name]
+                moved = await connection.execute(
+                    ADVANCE,
+                    {
+                        "b_name": row,
+                        "b_from": checkpoints[row],
+                        "b_leader": leases.me,
+                        "position": position,
+                    },
+                )
+                if moved.rowcount != 1:
+                    lost.append(row)
+        for name, position in moving.items():
+            row = self.rows[name]
+            if row in lost:
+                leases.lost(row)
+                continue
+            checkpoints[row] = position
+            # Past the event it failed at: a failure from here on is a first one.
+            states.failures.pop(row, None)
+        if lost:
+            async with self._checkpoint_engine.connect() as connection:
+                states.take(await checkpoint_rows(connection))
 
     async def _next_taken(self, name: str, after: int) -> StoredEvent | None:
         """The first event after `after` of a type the handler takes."""

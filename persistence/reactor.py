@@ -22,25 +22,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from opentelemetry.trace import Tracer
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence.checkpoints import (
-    ADVANCE,
     checkpoint_rows,
     ensure_checkpoint_rows,
-    mark_parked,
 )
 from persistence.event_log import EventLog, StoredEvent
 from persistence.projection_leases import Leases
 from persistence.projection_states import ProjectionStates
 from persistence.reaction_checkpoints import ROW_PREFIX, ReactionCheckpoints, ReactionStatus
+from persistence.reaction_delivery import Deliver, ObservedDelivery
+from persistence.reaction_failures import ReactionFailures
 from persistence.read_model_changes import ChangeNotices
-from persistence.tables import projection_checkpoints
 
 logger = logging.getLogger("orderdesk.reactor")
 
@@ -52,9 +50,6 @@ PATIENCE = 1.0
 batch (a mail server that takes its time, say) and the others go on without it."""
 STOP_WITHIN = PATIENCE + 1.0
 """Seconds stopping waits for the round under way to record what it delivered."""
-
-Deliver = Callable[[StoredEvent, Collection[str]], Awaitable[Mapping[str, BaseException]]]
-"""Hand one event to the named handlers; returns those that failed, with their errors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,28 +102,31 @@ class Reactor:
             log_engine=log_engine,
         )
         self._rows = self.checkpoints.rows
-        self._deliver = deliver
+        self._deliver = ObservedDelivery(deliver, tracer, delivered, failed)
         self._poll_interval = poll_interval
         self._batch_size = batch_size
-        self._max_attempts = max_attempts
-        self._retry_delay = retry_delay
-        self._max_retry_delay = max_retry_delay
         self._lease_timeout = lease_timeout
-        self._tracer = tracer
-        self._delivered = delivered
-        self._failed = failed
         self._leases = Leases(timeout=lease_timeout)
         self._states = ProjectionStates(
             self._rows.values(),
             leases=self._leases,
             notices=ChangeNotices(None, log=log, log_engine=log_engine, batch_size=batch_size),
         )
-        self._retry_at: dict[str, float] = {}
         self._look_soon = False
         self._stopping = False
         self._head = 0
         self._wakeup = asyncio.Event()
         self._settling = asyncio.Lock()
+        self._failures = ReactionFailures(
+            rows=self._rows,
+            states=self._states,
+            leases=self._leases,
+            engine=engine,
+            settling=self._settling,
+            max_attempts=max_attempts,
+            retry_delay=retry_delay,
+            max_retry_delay=max_retry_delay,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[_Run]] = {}
         """Handlers still busy with a batch past a round's patience, going on alone."""
@@ -193,7 +191,7 @@ class Reactor:
         now = time.monotonic()
         statuses = []
         for name, row in self._rows.items():
-            retry_at = self._retry_at.get(name)
+            retry_at = self._failures.retry_at.get(name)
             statuses.append(
                 ReactionStatus(
                     name,
@@ -224,7 +222,7 @@ class Reactor:
         parked = await self.checkpoints.retry(names)
         self._states.retried(self._rows[name] for name in parked)
         for name in parked:
-            self._retry_at.pop(name, None)
+            self._failures.forget(name)
         self.wake()
         return parked
 
@@ -244,8 +242,9 @@ class Reactor:
         next_look = time.monotonic() + self._poll_interval
         while not self._stopping:
             wait = self._poll_interval
-            if self._retry_at:
-                wait = max(0.0, min(wait, min(self._retry_at.values()) - time.monotonic()))
+            retry = self._failures.next_retry()
+            if retry is not None:
+                wait = max(0.0, min(wait, retry - time.monotonic()))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wakeup.wait()
@@ -272,15 +271,8 @@ class Reactor:
                 continue
             try:
                 async with self._settling, self._engine.begin() as connection:
-                    renewed = await connection.execute(
-                        update(projection_checkpoints)
-                        .where(
-                            projection_checkpoints.c.name.in_(held),
-                            projection_checkpoints.c.leader == self._leases.me,
-                        )
-                        .values(beat=projection_checkpoints.c.beat + 1)
-                    )
-                if renewed.rowcount != len(held):
+                    kept = await self._leases.renew(connection, held)
+                if not kept:
                     # Some lease was taken over: find out which now, before delivering more.
                     self._look_soon = True
                     self._wakeup.set()
@@ -295,7 +287,7 @@ class Reactor:
                 await self._leases.settle(connection, row)
         # Retried elsewhere (the command line): its next attempt is now.
         for row in self._states.resumed:
-            self._retry_at.pop(row.removeprefix(ROW_PREFIX), None)
+            self._failures.forget(row.removeprefix(ROW_PREFIX))
         self._states.resumed.clear()
 
     def _ready(self) -> list[str]:
@@ -306,7 +298,7 @@ class Reactor:
             if self._leases.holds(row)
             and row not in self._states.parked
             and name not in self._running
-            and self._retry_at.get(name, 0.0) <= now
+            and not self._failures.waiting(name, now)
         ]
 
     async def _catch_up(self) -> None:
@@ -364,7 +356,7 @@ class Reactor:
                 # left of the batch is the new leader's to deliver.
                 break
             if event.event_type in self._takes[name]:
-                failures = await self._deliver_one(event, [name])
+                failures = await self._deliver(event, [name])
                 if failures:
                     return _Run(reached, (event, failures[name]))
             reached = event.position
@@ -383,121 +375,11 @@ class Reactor:
     async def _record(self, runs: Mapping[str, _Run]) -> None:
         if not runs:
             return
-        await self._advance({name: run.reached for name, run in runs.items()})
+        await self.checkpoints.advance(
+            {name: run.reached for name, run in runs.items()}, self._states, self._leases
+        )
         for name, run in runs.items():
             if run.stuck is None:
-                self._retry_at.pop(name, None)
+                self._failures.forget(name)
             else:
-                await self._note_failure(name, *run.stuck)
-
-    async def _deliver_one(self, event: StoredEvent, due: list[str]) -> Mapping[str, BaseException]:
-        if self._tracer is None:
-            failures = await self._guarded(event, due)
-        else:
-            with self._tracer.start_as_current_span(
-                f"reaction {event.event_type}",
-                attributes={
-                    "orderdesk.correlation_id": event.correlation_id,
-                    "orderdesk.event.position": event.position,
-                    "orderdesk.reaction.handlers": due,
-                },
-            ) as span:
-                failures = await self._guarded(event, due)
-                span.set_attribute("orderdesk.reaction.failed", sorted(failures))
-        if self._delivered is not None:
-            delay = max(0.0, time.time() - event.occurred_at.timestamp())
-            for name in due:
-                if name not in failures:
-                    self._delivered(name, delay)
-        if self._failed is not None:
-            for name in failures:
-                self._failed(name)
-        return failures
-
-    async def _guarded(self, event: StoredEvent, due: list[str]) -> Mapping[str, BaseException]:
-        try:
-            return await self._deliver(event, due)
-        except Exception as error:
-            # Delivery itself broke (not one handler): every handler due tries again.
-            logger.exception("delivering event %d failed", event.position)
-            return dict.fromkeys(due, error)
-
-    async def _advance(self, reached: Mapping[str, int]) -> None:
-        """Move each handler's checkpoint to what it was delivered, from where it stood and
-        only while this process leads it (compare and set): a lease lost meanwhile leaves
-        the checkpoint to the new leader, who delivers again what this one did."""
-        checkpoints = self._states.checkpoints
-        moving = {
-            name: position
-            for name, position in reached.items()
-            if position > checkpoints[self._rows[name]]
-        }
-        if not moving:
-            return
-        lost: list[str] = []
-        async with self._engine.begin() as connection:
-            for name, position in moving.items():
-                row = self._rows[name]
-                moved = await connection.execute(
-                    ADVANCE,
-                    {
-                        "b_name": row,
-                        "b_from": checkpoints[row],
-                        "b_leader": self._leases.me,
-                        "position": position,
-                    },
-                )
-                if moved.rowcount != 1:
-                    lost.append(row)
-        for name, position in moving.items():
-            row = self._rows[name]
-            if row in lost:
-                self._leases.lost(row)
-                continue
-            checkpoints[row] = position
-            # Past the event it failed at: a failure from here on is a first one.
-            self._states.failures.pop(row, None)
-        if lost:
-            async with self._checkpoint_engine.connect() as connection:
-                self._states.take(await checkpoint_rows(connection))
-
-    async def _note_failure(self, name: str, event: StoredEvent, error: BaseException) -> None:
-        """Retry with backoff, then park: a broken handler must not hold up the others."""
-        row = self._rows[name]
-        failures = self._states.failures.get(row, 0) + 1
-        self._states.failures[row] = failures
-        logger.error(
-            "reaction %s failed at position %d (%s), attempt %d of %d: %s: %s",
-            name,
-            event.position,
-            event.event_type,
-            failures,
-            self._max_attempts,
-            type(error).__name__,
-            error,
-        )
-        if failures < self._max_attempts:
-            delay = min(self._max_retry_delay, self._retry_delay * 2 ** (failures - 1))
-            self._retry_at[name] = time.monotonic() + delay
-            return
-        self._retry_at.pop(name, None)
-        reason = (
-            f"{type(error).__name__}: {error} at position {event.position} ({event.event_type})"
-        )
-        logger.error("reaction %s is parked until `orderdesk reactions retry %s`", name, name)
-        # Stored before it is known here, and not while the rows are being read: a look
-        # that read the row before this write must not take it for a retry made elsewhere.
-        async with self._settling:
-            try:
-                async with self._engine.begin() as connection:
-                    await mark_parked(
-                        connection,
-                        row,
-                        reason,
-                        at=self._states.checkpoints[row],
-                        leader=self._leases.me,
-                    )
-            except Exception:
-                # Parked here all the same; the next look, finding it not parked there, tries again.
-                logger.exception("could not record that reaction %s is parked", name)
-            self._states.parked[row] = reason
+                await self._failures.note(name, *run.stuck)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from orderdesk.settings import Settings
 from tests.databases import postgres_database_url, sqlite_settings
 from tests.graphql_client import JSON, GraphQLClient
 from tests.mail_server import MailServer
-from tests.served import Served, serve
+from tests.served import serve
 
 MARKETING = "marketing@shop.test"
 
@@ -39,18 +38,6 @@ UPDATE = """mutation($input: UpdatePreferencesInput!) { updatePreferences(input:
 @pytest.fixture
 def settings(tmp_path: Path, mail_server: MailServer) -> Settings:
     return sqlite_settings(tmp_path, smtp_url=SecretStr(mail_server.url), marketing_email=MARKETING)
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[Served]:
-    with serve(settings) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(served: Served) -> AsyncIterator[GraphQLClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield GraphQLClient(http, served)
 
 
 async def register(client: GraphQLClient, name: str, **choices: Any) -> GraphQLClient:

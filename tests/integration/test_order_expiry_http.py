@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -139,12 +139,6 @@ async def a_customer_and_a_product(client: GraphQLClient, stock_of: int = 10) ->
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return expiring(tmp_path)
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[Served]:
-    with serve(settings) as running:
-        yield running
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from domain.customers import CustomerRegistered
@@ -58,12 +57,6 @@ def settings(tmp_path: Path) -> Settings:
 def served(settings: Settings, reactions: Reactions) -> Iterator[Served]:
     with serve(settings, extra_reactions=[reactions.subscribe]) as running:
         yield running
-
-
-@pytest.fixture
-async def client(served: Served) -> AsyncIterator[GraphQLClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield GraphQLClient(http, served)
 
 
 async def until(condition: Callable[[], bool], within: float = 10.0) -> None:

@@ -6,10 +6,8 @@ event it can never send."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
@@ -18,41 +16,25 @@ from orderdesk.cli import cli
 from orderdesk.settings import Settings
 from tests.databases import sqlite_settings
 from tests.graphql_client import GraphQLClient
-from tests.mail_server import MailServer, running_mail_server
-from tests.served import Served, serve
+from tests.mail_server import MailServer
+from tests.served import Served
 from tests.ws_client import register
 
 WELCOME = "customers.welcome_email"
 
 
 @pytest.fixture
-def mail() -> Iterator[MailServer]:
-    with running_mail_server() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(tmp_path: Path, mail: MailServer) -> Settings:
-    return sqlite_settings(tmp_path, smtp_url=SecretStr(mail.url), reaction_max_attempts=2)
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[Served]:
-    with serve(settings) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(served: Served) -> AsyncIterator[GraphQLClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield GraphQLClient(http, served)
+def settings(tmp_path: Path, mail_server: MailServer) -> Settings:
+    return sqlite_settings(tmp_path, smtp_url=SecretStr(mail_server.url), reaction_max_attempts=2)
 
 
 @pytest.fixture(autouse=True)
-def environment(settings: Settings, mail: MailServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def environment(
+    settings: Settings, mail_server: MailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What the command line reads: the served app's database and mail server."""
     monkeypatch.setenv("ORDERDESK_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("ORDERDESK_SMTP_URL", mail.url)
+    monkeypatch.setenv("ORDERDESK_SMTP_URL", mail_server.url)
     monkeypatch.setenv("ORDERDESK_OUTBOX_DIR", settings.outbox_dir)
 
 
@@ -68,9 +50,9 @@ async def parked(served: Served) -> None:
 
 
 async def test_a_parked_handler_is_shown_and_resumed_from_the_command_line(
-    served: Served, client: GraphQLClient, mail: MailServer
+    served: Served, client: GraphQLClient, mail_server: MailServer
 ) -> None:
-    mail.refuse_next(2, "451 4.3.0 Mailbox busy")
+    mail_server.refuse_next(2, "451 4.3.0 Mailbox busy")
     await register(client, "Ada")
     await parked(served)
 
@@ -86,21 +68,21 @@ async def test_a_parked_handler_is_shown_and_resumed_from_the_command_line(
     code, output = await invoke("retry", WELCOME)
     assert code == 0, output
     assert output.splitlines() == [f"{WELCOME}\tretrying"]
-    await mail.wait_for(lambda m: "ada@example.com" in str(m["To"]), timeout=20)
+    await mail_server.wait_for(lambda m: "ada@example.com" in str(m["To"]), timeout=20)
     code, output = await invoke("retry")
     assert output.splitlines() == ["no reaction handler was parked"]
     await asyncio.sleep(0.5)
-    assert len(mail.to("ada@example.com")) == 1
+    assert len(mail_server.to("ada@example.com")) == 1
 
 
 async def test_a_skip_moves_a_parked_handler_past_its_event(
-    served: Served, client: GraphQLClient, mail: MailServer
+    served: Served, client: GraphQLClient, mail_server: MailServer
 ) -> None:
     code, output = await invoke("skip", WELCOME)
     assert code == 2, "not parked: a usage error"
     assert "is not parked" in output
 
-    mail.refuse_next(2, "451 4.3.0 Mailbox busy", when=lambda m: "ada@" in str(m["To"]))
+    mail_server.refuse_next(2, "451 4.3.0 Mailbox busy", when=lambda m: "ada@" in str(m["To"]))
     await register(client, "Ada")
     await parked(served)
     await register(client, "Bob")
@@ -109,9 +91,9 @@ async def test_a_skip_moves_a_parked_handler_past_its_event(
     assert code == 0, output
     assert output.startswith(f"{WELCOME}\tskipped #")
     assert "CustomerRegistered" in output
-    await mail.wait_for(lambda m: "bob@example.com" in str(m["To"]), timeout=20)
+    await mail_server.wait_for(lambda m: "bob@example.com" in str(m["To"]), timeout=20)
     await asyncio.sleep(0.5)
-    assert mail.to("ada@example.com") == []
+    assert mail_server.to("ada@example.com") == []
 
     code, output = await invoke("retry", "nobody.at_all")
     assert code == 2

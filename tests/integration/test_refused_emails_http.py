@@ -1,14 +1,12 @@
 """An address the mail server refuses for good (550 to its message) is recorded as refused
 and passed by: the handler is not parked behind it, and every customer after it gets
-their email. A stranger who registers an undeliverable address stops no one's mail."""
+their email. A stranger who registers an undeliverable address stops no one's mail_server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -18,32 +16,14 @@ from orderdesk.settings import Settings
 from persistence.tables import sent_emails
 from tests.databases import sqlite_settings
 from tests.graphql_client import GraphQLClient
-from tests.mail_server import MailServer, running_mail_server
-from tests.served import Served, serve
+from tests.mail_server import MailServer
+from tests.served import Served
 from tests.ws_client import register
 
 
 @pytest.fixture
-def mail() -> Iterator[MailServer]:
-    with running_mail_server() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(tmp_path: Path, mail: MailServer) -> Settings:
-    return sqlite_settings(tmp_path, smtp_url=SecretStr(mail.url), reaction_max_attempts=2)
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[Served]:
-    with serve(settings) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(served: Served) -> AsyncIterator[GraphQLClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield GraphQLClient(http, served)
+def settings(tmp_path: Path, mail_server: MailServer) -> Settings:
+    return sqlite_settings(tmp_path, smtp_url=SecretStr(mail_server.url), reaction_max_attempts=2)
 
 
 def to_bounce(message: EmailMessage) -> bool:
@@ -51,13 +31,13 @@ def to_bounce(message: EmailMessage) -> bool:
 
 
 async def test_an_address_refused_for_good_holds_up_no_one(
-    served: Served, client: GraphQLClient, mail: MailServer, settings: Settings
+    served: Served, client: GraphQLClient, mail_server: MailServer, settings: Settings
 ) -> None:
-    mail.refuse_next(5, "550 5.1.1 No such user here", when=to_bounce)
+    mail_server.refuse_next(5, "550 5.1.1 No such user here", when=to_bounce)
     await register(client, "Bounce")
     await register(client, "Good")
-    await mail.wait_for(lambda m: "good@example.com" in str(m["To"]), timeout=20)
-    assert mail.to("bounce@example.com") == []
+    await mail_server.wait_for(lambda m: "good@example.com" in str(m["To"]), timeout=20)
+    assert mail_server.to("bounce@example.com") == []
     assert not [s.name for s in served.services.reactor.status() if s.parked_error]
 
     engine = create_async_engine(settings.read_models_url)
@@ -75,4 +55,4 @@ async def test_an_address_refused_for_good_holds_up_no_one(
     refused = rows["bounce@example.com"]
     assert refused is not None
     assert "550" in refused
-    assert mail.attempts >= 2, "one refused attempt for bounce, one accepted for good"
+    assert mail_server.attempts >= 2, "one refused attempt for bounce, one accepted for good"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -40,18 +40,6 @@ ME = "{ me { id name email } }"
 @pytest.fixture
 def settings(tmp_path: Path, mail_server: MailServer) -> Settings:
     return sqlite_settings(tmp_path, smtp_url=SecretStr(mail_server.url))
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[Served]:
-    with serve(settings) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(served: Served) -> AsyncIterator[GraphQLClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield GraphQLClient(http, served)
 
 
 async def register(client: GraphQLClient, name: str) -> str:

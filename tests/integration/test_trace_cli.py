@@ -6,10 +6,8 @@ OrderPlaced event) and mails the customer again: the trace shows each step, in o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
@@ -18,8 +16,7 @@ from orderdesk.cli import cli
 from orderdesk.settings import Settings
 from tests.databases import sqlite_settings
 from tests.graphql_client import GraphQLClient
-from tests.mail_server import MailServer, running_mail_server
-from tests.served import Served, serve
+from tests.mail_server import MailServer
 from tests.ws_client import ADDRESS, ERRORS, new_product, register
 
 REQUEST_ID = "trace-me-0123456789"
@@ -29,30 +26,15 @@ STATUS = "query($id: ID!) { order(id: $id) { status } }"
 
 
 @pytest.fixture
-def mail() -> Iterator[MailServer]:
-    with running_mail_server() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(tmp_path: Path, mail: MailServer) -> Settings:
-    return sqlite_settings(tmp_path, smtp_url=SecretStr(mail.url), pending_order_ttl="1")
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[Served]:
-    with serve(settings) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(served: Served) -> AsyncIterator[GraphQLClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield GraphQLClient(http, served)
+def settings(tmp_path: Path, mail_server: MailServer) -> Settings:
+    return sqlite_settings(tmp_path, smtp_url=SecretStr(mail_server.url), pending_order_ttl="1")
 
 
 async def test_trace_prints_the_chain_of_one_place_order(
-    client: GraphQLClient, settings: Settings, mail: MailServer, monkeypatch: pytest.MonkeyPatch
+    client: GraphQLClient,
+    settings: Settings,
+    mail_server: MailServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     product = await new_product(client, "TRACED", stock=3)
     _, token = await register(client, "Ada")
@@ -66,11 +48,11 @@ async def test_trace_prints_the_chain_of_one_place_order(
     async with asyncio.timeout(20):
         while (await client.execute(STATUS, {"id": order_id}))["order"]["status"] != "CANCELLED":  # noqa: ASYNC110
             await asyncio.sleep(0.1)
-    await mail.wait_for(lambda m: "ada@example.com" in str(m["To"]), count=3, timeout=20)
+    await mail_server.wait_for(lambda m: "ada@example.com" in str(m["To"]), count=3, timeout=20)
 
     monkeypatch.setenv("ORDERDESK_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("ORDERDESK_JWT_SECRET", settings.jwt_secret.get_secret_value())  # type: ignore[union-attr]
-    monkeypatch.setenv("ORDERDESK_SMTP_URL", mail.url)
+    monkeypatch.setenv("ORDERDESK_SMTP_URL", mail_server.url)
     monkeypatch.setenv("ORDERDESK_PENDING_ORDER_TTL", "1")
     runner = CliRunner()
     async with asyncio.timeout(20):

@@ -38,7 +38,8 @@ from handlers.sign_in import (
     validity,
 )
 from mediator import HANDLER_NAME, Context, Mediator
-from orderdesk.bootstrap import bootstrap, service_key
+from orderdesk.bootstrap import bootstrap
+from orderdesk.service_secrets import service_key
 from orderdesk.settings import Settings
 from persistence.event_codec import EventCodec
 from tests.unit.fakes import FakeStore, counted_ids
