@@ -76,6 +76,8 @@ class Wiring:
     write_reads_engine: AsyncEngine | None = None
     """Reads of the write model outside any command (a webhook's signing secret)."""
     clock: Callable[[], datetime] = utc_now
+    webhook_attempted: Callable[[str], None] | None = None
+    """Told each webhook attempt's outcome (delivered, retrying, failed), for /metrics."""
     service_key: Callable[[str], bytes] | None = None
     """A key for one purpose (its label), derived from the service secret that every
     process shares; the secret is read on first use, so a process that needs no key makes

@@ -346,6 +346,7 @@ def bootstrap(
         write_reads_engine=log_engine,
         clock=clock,
         service_key=service_key(settings),
+        webhook_attempted=operations.webhook_attempted,
     )
     for feature in FEATURES:
         feature.register(registry, wiring)

@@ -90,9 +90,19 @@ class OperationalMetrics:
             ["handler"],
             registry=registry,
         )
+        self._webhook_attempts = Counter(
+            "orderdesk_webhook_attempts",
+            "Webhook deliveries attempted, by outcome: delivered, retrying (failed, to be "
+            "tried again) or failed (given up).",
+            ["outcome"],
+            registry=registry,
+        )
         self._socket_children_cache: dict[str, tuple[Any, Any]] = {}
         self._subscription_children: dict[str, Any] = {}
         self._reaction_children: dict[str, tuple[Any, Any]] = {}
+
+    def webhook_attempted(self, outcome: str) -> None:
+        self._webhook_attempts.labels(outcome).inc()
 
     def reaction_delivered(self, handler: str, seconds: float) -> None:
         self._reaction_child(handler)[0].observe(seconds)

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from handlers.webhooks.payloads import DELIVERY_KIND, global_id
 from orderdesk.bootstrap import Services
 from persistence.projection_states import ProjectionStatus
 from persistence.reaction_checkpoints import ReactionStatus
@@ -81,7 +82,9 @@ async def webhook_calls(connection: AsyncConnection, correlation_id: str) -> lis
         Effect(
             row.event_id,
             row.created_at,
-            f"webhook {row.webhook_id} delivery {row.id}: {row.status.lower()}"
+            # Global ids, as the API and the Orderdesk-Delivery header name them.
+            f"webhook {global_id('Webhook', row.webhook_id)} "
+            f"delivery {global_id(DELIVERY_KIND, row.id)}: {row.status.lower()}"
             + (f" (attempts {'; '.join(by_delivery[row.id])})" if row.id in by_delivery else ""),
         )
         for row in deliveries

@@ -84,13 +84,14 @@ def create_engine(
         return create_async_engine(
             url,
             echo=echo,
+            hide_parameters=True,
             pool_pre_ping=True,
             pool_timeout=timeout,
             connect_args={"timeout": timeout, "command_timeout": timeout},
         )
     begin = "BEGIN IMMEDIATE" if for_writes else "BEGIN"
     if for_scans:
-        engine = create_async_engine(url, echo=echo)
+        engine = create_async_engine(url, echo=echo, hide_parameters=True)
         _pragmas_on_connect(engine)
     else:
         database = parsed.database or ":memory:"
@@ -103,7 +104,13 @@ def create_engine(
             {} if in_memory else {"pool_size": 32, "max_overflow": 32, "pool_timeout": timeout}
         )
         engine = create_async_engine(
-            url, echo=echo, async_creator=sqlite_driver.connector(database, uri=uri), **pool
+            url,
+            echo=echo,
+            # A failed statement's error (and the log line of an internal error) never
+            # carries its values: emails, webhook secrets, addresses.
+            hide_parameters=True,
+            async_creator=sqlite_driver.connector(database, uri=uri),
+            **pool,
         )
 
     # Hand BEGIN to SQLAlchemy instead of the driver's legacy mode, which would skip BEGIN

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,8 +48,10 @@ class ReactionFailures:
     def waiting(self, name: str, now: float) -> bool:
         return self.retry_at.get(name, 0.0) > now
 
-    def next_retry(self) -> float | None:
-        return min(self.retry_at.values(), default=None)
+    def next_retry(self, runnable: Callable[[str], bool]) -> float | None:
+        """The next retry of a handler that could run then (one whose lease another
+        process holds now, or that is busy, would only wake the reactor for nothing)."""
+        return min((at for name, at in self.retry_at.items() if runnable(name)), default=None)
 
     def forget(self, name: str) -> None:
         """It was delivered to, retried or resumed: no retry is pending any more."""

@@ -242,7 +242,7 @@ class Reactor:
         next_look = time.monotonic() + self._poll_interval
         while not self._stopping:
             wait = self._poll_interval
-            retry = self._failures.next_retry()
+            retry = self._failures.next_retry(self._runnable)
             if retry is not None:
                 wait = max(0.0, min(wait, retry - time.monotonic()))
             with contextlib.suppress(TimeoutError):
@@ -290,6 +290,9 @@ class Reactor:
             self._failures.forget(row.removeprefix(ROW_PREFIX))
         self._states.resumed.clear()
 
+    def _runnable(self, name: str) -> bool:
+        return self._leases.holds(self._rows[name]) and name not in self._running
+
     def _ready(self) -> list[str]:
         now = time.monotonic()
         return [
@@ -324,6 +327,8 @@ class Reactor:
             finished: dict[str, _Run] = {}
             started: dict[str, asyncio.Task[_Run]] = {}
             for name in ready:
+                # Its retry, if it was waiting for one, is this round: no wait is left.
+                self._failures.forget(name)
                 checkpoint = checkpoints[self._rows[name]]
                 todo = [event for event in events if event.position > checkpoint]
                 if not any(event.event_type in self._takes[name] for event in todo):

@@ -153,6 +153,7 @@ def courier_for(wiring: Wiring, mediator: Mediator) -> Courier:
         doorbell=doorbell_for(effects),
         attempt_deadline=poster.deadline,
         on_stop=poster.aclose,
+        attempted=wiring.webhook_attempted,
     )
 
 

@@ -62,7 +62,11 @@ class Courier:
         jitter: Callable[[], float] = random.random,
         concurrency: int = CONCURRENCY,
         on_stop: Callable[[], Awaitable[None]] | None = None,
+        attempted: Callable[[str], None] | None = None,
     ) -> None:
+        """`attempted` is told each attempt's outcome (delivered, retrying, failed), for
+        the metrics."""
+        self._attempted = attempted
         self._book = book
         self._targets = targets
         self._post = post
@@ -205,7 +209,21 @@ class Courier:
             ),
             token=delivery.claim,
         )
+        if self._attempted is not None:
+            self._attempted(
+                status.value.lower() if status is not DeliveryStatus.PENDING else "retrying"
+            )
         if not answer.succeeded:
+            # An operator watching the log sees an endpoint failing before it is disabled.
+            logger.warning(
+                "webhook %s delivery %s attempt %d failed: %s%s",
+                delivery.webhook_id,
+                delivery.id,
+                number,
+                answer.error or answer.status_code,
+                "" if retry_at is None else f"; next attempt at {retry_at.isoformat()}",
+                extra={"correlation_id": delivery.correlation_id},
+            )
             await self._count_failure(delivery, answer)
         return answer
 
@@ -214,4 +232,5 @@ class Courier:
         if failures < self._reacting.webhook_max_failures:
             return
         reason = f"disabled after {failures} failed attempts in a row; the last: {answer.error}"
+        logger.error("webhook %s is %s", delivery.webhook_id, reason)
         await self._disable(delivery, reason[:500])

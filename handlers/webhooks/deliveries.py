@@ -149,19 +149,38 @@ class SqlDeliveries:
         """Hold up to `limit` due deliveries nobody holds until `until`, under `token` (a new
         one for each claim, so that what it returns is what this claim took).
 
-        One UPDATE whose condition is checked again on each row as it is written: of two
+        One webhook at a time: a delivery is claimed only for a webhook with none under way,
+        and one a webhook, so that an endpoint slow to answer (or with a backlog) takes one
+        sender, never all of them, and every other webhook's deliveries go on. Of the first
+        `limit` due, a webhook's second and later wait for the next claim, which the courier
+        makes at once when this one took less than it had room for.
+
+        The UPDATE checks its condition again on each row as it is written: of two
         processes claiming at once, each row goes to the one that writes it first. On
         PostgreSQL the choice skips rows another claim has locked, so that the second
         claim takes the next ones instead of waiting for the first and finding them held.
         """
         due = and_(_d.due_at <= now, _unheld(now))
-        first_due = select(_d.id).where(due).order_by(_d.due_at).limit(limit)
+        busy = select(_d.webhook_id).where(_d.claimed_until >= now)
+        candidates = (
+            select(_d.id, _d.webhook_id)
+            .where(due, _d.webhook_id.not_in(busy))
+            .order_by(_d.due_at)
+            .limit(limit)
+        )
         if self._engine.dialect.name == "postgresql":
-            first_due = first_due.with_for_update(skip_locked=True)
+            candidates = candidates.with_for_update(skip_locked=True)
         async with self._engine.begin() as connection:
+            chosen: dict[str, str] = {}
+            for delivery_id, webhook_id in await connection.execute(candidates):
+                chosen.setdefault(webhook_id, delivery_id)
+                if len(chosen) == limit:
+                    break
+            if not chosen:
+                return []
             await connection.execute(
                 update(webhook_deliveries)
-                .where(_d.id.in_(first_due), due)
+                .where(_d.id.in_(list(chosen.values())), due)
                 .values(claimed_by=token, claimed_until=until)
             )
             rows = await connection.execute(
@@ -182,6 +201,24 @@ class SqlDeliveries:
         """Keep the attempt, and move its delivery on (if it is still held under `token`)."""
         finished = attempt.status is not DeliveryStatus.PENDING
         async with self._engine.begin() as connection:
+            moved = await connection.execute(
+                update(webhook_deliveries)
+                .where(_d.id == attempt.delivery_id, _d.claimed_by == token)
+                .values(
+                    status=attempt.status.value,
+                    attempts=attempt.number,
+                    due_at=attempt.next_retry_at,
+                    last_status_code=attempt.status_code,
+                    last_error=_cut(attempt.error),
+                    finished_at=attempt.attempted_at if finished else None,
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+            )
+            if moved.rowcount != 1:
+                # The claim lapsed and another courier took the delivery: its attempt, not
+                # this one, is the delivery's (and counts toward the webhook's failures).
+                return
             await connection.execute(
                 insert(webhook_attempts).values(
                     delivery_id=attempt.delivery_id,
@@ -194,20 +231,6 @@ class SqlDeliveries:
                     response_excerpt=attempt.response_excerpt,
                     duration_ms=attempt.duration_ms,
                     next_retry_at=attempt.next_retry_at,
-                )
-            )
-            await connection.execute(
-                update(webhook_deliveries)
-                .where(_d.id == attempt.delivery_id, _d.claimed_by == token)
-                .values(
-                    status=attempt.status.value,
-                    attempts=attempt.number,
-                    due_at=attempt.next_retry_at,
-                    last_status_code=attempt.status_code,
-                    last_error=_cut(attempt.error),
-                    finished_at=attempt.attempted_at if finished else None,
-                    claimed_by=None,
-                    claimed_until=None,
                 )
             )
 

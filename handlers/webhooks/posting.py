@@ -30,6 +30,8 @@ from handlers.webhooks.addresses import (
 
 READ_AT_MOST = 1_024
 """Bytes of an answer's body read (raw, so a compressed one cannot expand)."""
+EXCERPT_WITHIN = 1.0
+"""Seconds spent reading an answer's body, once its status has come, for the excerpt."""
 MAX_EXCERPT = 200
 USER_AGENT = "orderdesk-webhooks/1"
 
@@ -102,7 +104,7 @@ class Poster:
     @property
     def deadline(self) -> float:
         """Seconds one attempt may take at most, lookup and answer included."""
-        return 2 * self._connect_timeout + self._read_timeout
+        return 2 * self._connect_timeout + self._read_timeout + EXCERPT_WITHIN
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -182,12 +184,14 @@ class Poster:
         response = await client.send(request, stream=True)
         raw = b""
         try:
-            async for chunk in response.aiter_raw():
-                raw += chunk
-                if len(raw) >= READ_AT_MOST:
-                    break
-        except httpx.TransportError:
-            # The status is the answer; a body cut short only shortens the excerpt.
+            # The status is the answer, and it has come: a body that trickles in (or is cut
+            # short) only shortens the excerpt, and never turns a 2xx into a failure.
+            async with asyncio.timeout(EXCERPT_WITHIN):
+                async for chunk in response.aiter_raw():
+                    raw += chunk
+                    if len(raw) >= READ_AT_MOST:
+                        break
+        except (httpx.TransportError, TimeoutError):
             pass
         finally:
             await response.aclose()

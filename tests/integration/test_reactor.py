@@ -237,6 +237,34 @@ async def test_a_failure_retried_in_time_leaves_the_reactor_idle(services: Servi
         await running.stop()
 
 
+async def test_a_slow_retry_leaves_the_reactor_idle_while_it_runs(services: Services) -> None:
+    handlers = Handlers()
+    handlers.failing["b"] = 1
+    running = reactor(services, handlers, THREE, poll_interval=0.5)
+    gate = asyncio.Event()
+    await running.start()
+    try:
+        positions = await append(services, 1)
+        await until(lambda: handlers.positions("b") == positions)
+        handlers.slow["b"] = gate  # its retry hangs, past PATIENCE
+        await asyncio.sleep(PATIENCE + 0.3)
+        rounds = 0
+        looked = running._catch_up
+
+        async def counted() -> None:
+            nonlocal rounds
+            rounds += 1
+            await looked()
+
+        running._catch_up = counted  # type: ignore[method-assign]
+        await asyncio.sleep(1.0)
+        assert rounds <= 3, f"{rounds} rounds in a second while one handler runs alone"
+        gate.set()
+        await until(lambda: handlers.positions("b") == positions * 2)
+    finally:
+        await running.stop()
+
+
 async def test_one_failure_at_each_of_several_events_parks_nothing(services: Services) -> None:
     handlers = Handlers()
     running = reactor(services, handlers, THREE, max_attempts=2)

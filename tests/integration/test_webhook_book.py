@@ -1,7 +1,7 @@
 """The deliveries book on SQLite and PostgreSQL: a delivery is added once per webhook and
-event, two couriers claiming at once never take the same one, a lapsed claim is taken
-again, a stale claim records nothing on the delivery, and a webhook's failures in a row
-count from its last success."""
+event, two couriers claiming at once never take the same one, one webhook's deliveries are
+sent one at a time, a lapsed claim is taken again, a stale claim records nothing, and a
+webhook's failures in a row count from its last success."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from handlers.webhooks.deliveries import Attempt, DeliveryStatus, NewDelivery, SqlDeliveries
 from orderdesk.bootstrap import bootstrap
-from persistence.tables import webhook_deliveries
+from persistence.tables import webhook_attempts, webhook_deliveries
 from tests.databases import postgres_database_url, sqlite_settings
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -82,7 +82,7 @@ async def test_a_delivery_is_added_once_per_webhook_and_event(book: SqlDeliverie
 
 
 async def test_two_couriers_claiming_at_once_take_each_delivery_once(book: SqlDeliveries) -> None:
-    await book.add([new("w1", f"e{n}", n) for n in range(1, 21)])
+    await book.add([new(f"w{n}", "e1", n) for n in range(1, 21)])
     one, other = await asyncio.gather(
         book.claim(now=NOW, until=LATER, token="a.1", limit=15),
         book.claim(now=NOW, until=LATER, token="b.1", limit=15),
@@ -98,16 +98,30 @@ async def test_two_couriers_claiming_at_once_take_each_delivery_once(book: SqlDe
     assert {d.claim for d in again} == {"c.2"}
 
 
-async def test_a_stale_claim_records_its_attempt_but_does_not_move_the_delivery(
-    book: SqlDeliveries,
-) -> None:
+async def test_one_webhooks_deliveries_are_sent_one_at_a_time(book: SqlDeliveries) -> None:
+    """A slow endpoint with a backlog takes one sender, and the other webhooks go on."""
+    await book.add([new("slow", f"e{n}", n) for n in range(1, 6)] + [new("fast", "e1", 9)])
+    # The first four due are all the slow one's: it gets one sender...
+    (slow,) = await book.claim(now=NOW, until=LATER, token="a.1", limit=4)
+    assert slow.id == "slow-e1"
+    # ...and the next claim, which the courier makes at once, passes it by.
+    (fast,) = await book.claim(now=NOW, until=LATER, token="a.2", limit=4)
+    assert fast.id == "fast-e1"
+    assert await book.claim(now=NOW, until=LATER, token="a.3", limit=4) == []
+    await book.record(attempt(slow.id, 1, succeeded=True, webhook="slow"), token=slow.claim)
+    (after,) = await book.claim(now=NOW, until=LATER, token="a.4", limit=4)
+    assert after.id == "slow-e2"
+
+
+async def test_a_stale_claim_records_nothing(book: SqlDeliveries) -> None:
     await book.add([new("w1", "e1")])
     (mine,) = await book.claim(now=NOW, until=NOW + timedelta(seconds=1), token="a.1", limit=5)
     (theirs,) = await book.claim(
         now=LATER, until=LATER + timedelta(minutes=1), token="b.1", limit=5
     )
-    await book.record(attempt(mine.id, 1, succeeded=True), token=mine.claim)
+    await book.record(attempt(mine.id, 1, succeeded=False), token=mine.claim)
     assert await rows(book) == [("w1-e1", "PENDING", "b.1")]
+    assert await book.failures_in_a_row("w1") == 0, "the stale attempt is not counted"
     await book.record(attempt(theirs.id, 1, succeeded=True), token=theirs.claim)
     assert await rows(book) == [("w1-e1", "DELIVERED", None)]
     assert await book.next_due(LATER) is None
@@ -117,10 +131,25 @@ async def test_failures_in_a_row_count_from_the_last_success_across_deliveries(
     book: SqlDeliveries,
 ) -> None:
     assert await book.failures_in_a_row("w1") == 0
-    for delivery, number, succeeded in (("d1", 1, False), ("d1", 2, True), ("d2", 1, False)):
-        await book.record(attempt(delivery, number, succeeded=succeeded), token="x")
-    await book.record(attempt("d3", 1, succeeded=False), token="x")
-    await book.record(attempt("d9", 1, succeeded=False, webhook="w2"), token="x")
+    # The attempts as couriers recorded them, one after another.
+    async with book._engine.begin() as connection:
+        for delivery, number, succeeded, webhook in (
+            ("d1", 1, False, "w1"),
+            ("d1", 2, True, "w1"),
+            ("d2", 1, False, "w1"),
+            ("d3", 1, False, "w1"),
+            ("d9", 1, False, "w2"),
+        ):
+            await connection.execute(
+                insert(webhook_attempts).values(
+                    delivery_id=delivery,
+                    webhook_id=webhook,
+                    number=number,
+                    attempted_at=NOW,
+                    succeeded=succeeded,
+                    duration_ms=5,
+                )
+            )
     assert await book.failures_in_a_row("w1") == 2
     assert await book.failures_in_a_row("w2") == 1
 

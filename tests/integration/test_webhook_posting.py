@@ -113,3 +113,33 @@ async def test_no_answer_within_the_read_timeout_is_a_failed_attempt() -> None:
     assert refused.status_code is None
     assert refused.error is not None
     assert refused.error.startswith("could not connect")
+
+
+async def test_a_2xx_whose_body_trickles_in_is_a_delivery() -> None:
+    """The status is the answer: a body slower than the attempt's own timeouts shortens the
+    excerpt and never turns a delivery into a failure (which would send it again)."""
+    done = asyncio.Event()
+
+    async def trickling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nok")
+        await writer.drain()
+        while not done.is_set():
+            writer.write(b".")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+        writer.close()
+
+    server = await asyncio.start_server(trickling, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sending = poster(allow_private=True, read_timeout=0.5)
+    try:
+        answer = await sending(f"http://127.0.0.1:{port}/", b"{}", {})
+    finally:
+        await sending.aclose()
+        done.set()
+        server.close()
+        await server.wait_closed()
+    assert (answer.succeeded, answer.status_code, answer.error) == (True, 200, None)
+    assert answer.response_excerpt is not None
+    assert answer.response_excerpt.startswith("ok")
