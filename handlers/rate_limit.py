@@ -36,15 +36,19 @@ def whole_seconds(wait: float) -> int:
 
 def limit_per_address(
     admit: Admission,
+    *,
+    counted_by: Callable[[object], str | None] | None = None,
 ) -> Callable[[object, Next[object], Context], Awaitable[object]]:
     """Count each message against its sender's address budget before anything else is done
     for it. A message without an address was sent from inside the service (the command line,
-    a reaction), not by a client, and is not counted."""
+    a reaction), not by a client, and is not counted. `counted_by` counts a client's message
+    by what it names instead (the mailbox a sign-in code is for; None, not counted)."""
 
     async def within_budget(message: object, call_next: Next[object], ctx: Context) -> object:
         address = ctx.find(CLIENT_ADDRESS)
         if address is not None:
-            wait = await admit(address)
+            key = address if counted_by is None else counted_by(message)
+            wait = None if key is None else await admit(key)
             if wait is not None:
                 raise RateLimited(wait)
         return await call_next()

@@ -62,6 +62,8 @@ class Committed(Notification, Generic[E_co]):
     occurred_at: datetime
     correlation_id: str
     """The id of the request that caused it, which the handler's own writes carry on."""
+    causation_id: str | None = None
+    """The event a reaction was handling when it wrote this one; None for a request's own."""
 
 
 _NOTIFICATIONS: dict[type, type[Committed[Any]]] = {}
@@ -142,6 +144,7 @@ class Reactions:
             stored.stream_version,
             stored.occurred_at,
             stored.correlation_id,
+            stored.causation_id,
         )
         ctx = Context(correlation_id=stored.correlation_id, identity=SYSTEM)
         ctx.set(_SENDER, self._mediator)

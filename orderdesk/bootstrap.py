@@ -4,8 +4,6 @@ here."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ from orderdesk.operational_metrics import Lags, OperationalMetrics, ReactionLags
 from orderdesk.persisted_queries import PersistedQueries, persisted_queries_for
 from orderdesk.rate_limits import RateLimits, rate_limits_for
 from orderdesk.reacting import reacting_for, reactor_for
-from orderdesk.service_secrets import service_key, service_secret, tokens_for
+from orderdesk.service_secrets import service_key, tokens_for
 from orderdesk.settings import Settings
 from orderdesk.tokens import Tokens
 from persistence.database import create_engine, is_sqlite
@@ -178,8 +176,7 @@ def query_cache_for(settings: Settings) -> QueryCache | None:
         return None
     if settings.cache_url is not None:
         # Its own key, derived from the token secret that every process shares.
-        secret = service_secret(settings).encode()
-        key = hmac.new(secret, b"orderdesk query cache", hashlib.sha256).digest()
+        key = service_key(settings)("orderdesk query cache")
         return RedisQueryCache(settings.cache_url, secret=key, ttl=settings.query_cache_ttl)
     if is_sqlite(settings.database_url):
         database = make_url(settings.database_url).database

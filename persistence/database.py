@@ -39,9 +39,12 @@ def violates_unique(error: IntegrityError, table: str, column: str) -> bool:
     return f"UNIQUE constraint failed: {table}.{column}" in str(error.orig)
 
 
-def insert_or_nothing(dialect: str, table: Table, values: dict[str, Any]) -> Insert:
-    """An INSERT that does nothing when the row's key is taken: another process (or an
-    earlier delivery of the same event) wrote it first, and what is stored stands."""
+def insert_or_nothing(
+    dialect: str, table: Table, values: dict[str, Any] | list[dict[str, Any]]
+) -> Insert:
+    """An INSERT (of one row, or of several) that does nothing for a row whose key is taken:
+    another process (or an earlier delivery of the same event) wrote it first, and what is
+    stored stands."""
     if dialect == "postgresql":
         return postgresql_insert(table).values(values).on_conflict_do_nothing()
     return sqlite_insert(table).values(values).on_conflict_do_nothing()

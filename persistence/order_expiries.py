@@ -234,11 +234,3 @@ async def order_fate(
         )
     )
     return OrderFate(status, bool(ours))
-
-
-async def caused_by(connection: AsyncConnection, event_id: str) -> str | None:
-    """The event that caused the event `event_id`, as the log records it."""
-    cause: str | None = await connection.scalar(
-        select(event_log.c.causation_id).where(event_log.c.event_id == event_id)
-    )
-    return cause

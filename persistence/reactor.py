@@ -92,7 +92,6 @@ class Reactor:
         self._log = log
         self._log_engine = log_engine
         self._engine = engine
-        self._checkpoint_engine = checkpoint_engine or engine
         self._takes = dict(takes)
         self.checkpoints = ReactionCheckpoints(
             takes=self._takes,
@@ -298,9 +297,8 @@ class Reactor:
         return [
             name
             for name, row in self._rows.items()
-            if self._leases.holds(row)
+            if self._runnable(name)
             and row not in self._states.parked
-            and name not in self._running
             and not self._failures.waiting(name, now)
         ]
 

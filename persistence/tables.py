@@ -333,6 +333,8 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_due_at", "due_at"),
     Index("ix_webhook_deliveries_webhook_id_position", "webhook_id", "position"),
     Index("ix_webhook_deliveries_correlation_id", "correlation_id"),
+    # Which webhooks have a delivery under way, asked at every claim.
+    Index("ix_webhook_deliveries_claimed_until", "claimed_until"),
 )
 
 webhook_attempts = Table(

@@ -23,6 +23,14 @@ def no_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDERDESK_RATE_LIMITS", "false")
 
 
+@pytest.fixture(autouse=True)
+def outbox_of_the_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Emails of any test that leaves the outbox at its default (servers in processes of
+    their own, settings made from the environment) land beside the test, never in the
+    working directory."""
+    monkeypatch.setenv("ORDERDESK_OUTBOX_DIR", str(tmp_path / "outbox"))
+
+
 @pytest.fixture
 def mail_server() -> Iterator[MailServer]:
     """A real SMTP server on a free loopback port; pass `smtp_url=SecretStr(mail_server.url)`."""

@@ -44,12 +44,11 @@ from handlers.orders.commands import CancelOrder
 from handlers.pipeline import ReadModelLagging
 from handlers.reactions import SYSTEM, Committed, committed
 from handlers.transaction import CAUSED_BY
-from mediator import Context, Mediator, Registry
+from mediator import ConfigurationError, Context, Mediator, Registry
 from persistence.order_expiries import (
     DueOrder,
     OrderFate,
     add_due,
-    caused_by,
     claim_due,
     expiry_of,
     next_due_at,
@@ -106,7 +105,6 @@ async def keep_due_times(
     *,
     ttl: float,
     engine: AsyncEngine,
-    log_engine: AsyncEngine,
     clock: Callable[[], datetime],
 ) -> None:
     """Add the row of an order placed, settle it when the order moves on. Both are safe to
@@ -124,7 +122,7 @@ async def keep_due_times(
             await connection.execute(add_due(connection, due))
         return
     if isinstance(event, OrderCancelled):
-        outcome = await _cancel_outcome(notification, engine=engine, log_engine=log_engine)
+        outcome = await _cancel_outcome(notification, engine=engine)
         if outcome is None:
             return
     else:
@@ -133,18 +131,14 @@ async def keep_due_times(
         await settle(connection, notification.stream_id, outcome=outcome, at=clock())
 
 
-async def _cancel_outcome(
-    notification: Committed[Any], *, engine: AsyncEngine, log_engine: AsyncEngine
-) -> str | None:
+async def _cancel_outcome(notification: Committed[Any], *, engine: AsyncEngine) -> str | None:
     """Whose cancel it was: the timer's own (caused by the row's OrderPlaced) or another's.
     None when the order has no row, or one settled already."""
     async with engine.connect() as connection:
         expiry = await expiry_of(connection, notification.stream_id)
     if expiry is None or expiry.settled_at is not None:
         return None
-    async with log_engine.connect() as connection:
-        cause = await caused_by(connection, notification.event_id)
-    if cause == expiry.due.placed_event_id:
+    if notification.causation_id == expiry.due.placed_event_id:
         return CANCELLED
     return left_alone(OrderStatus.CANCELLED.value)
 
@@ -152,15 +146,12 @@ async def _cancel_outcome(
 def subscribe_due_times(registry: Registry, wiring: Wiring) -> None:
     """Subscribe `orders.pending_expiry` when orders expire (pending_order_ttl is set)."""
     ttl = wiring.reacting.pending_order_ttl
-    if ttl is None or wiring.effects_engine is None or wiring.write_reads_engine is None:
+    if ttl is None:
         return
-    handler = partial(
-        keep_due_times,
-        ttl=ttl,
-        engine=wiring.effects_engine,
-        log_engine=wiring.write_reads_engine,
-        clock=wiring.clock,
-    )
+    if wiring.effects_engine is None:
+        # Set, and silently never expiring, would be worse than not starting.
+        raise ConfigurationError("orders expire only where reactions keep their due times")
+    handler = partial(keep_due_times, ttl=ttl, engine=wiring.effects_engine, clock=wiring.clock)
     for event_type in TRACKED:
         registry.subscribe(committed(event_type), handler, name=HANDLER)
 
@@ -386,8 +377,10 @@ def pending_order_timer(wiring: Wiring, mediator: Mediator) -> Worker:
     """The feature's worker: the timer when orders expire, else one that does nothing (rows
     left from a time they did are not cancelled once the setting is off)."""
     ttl = wiring.reacting.pending_order_ttl
-    if ttl is None or wiring.effects_engine is None or wiring.write_reads_engine is None:
+    if ttl is None:
         return _Resting()
+    if wiring.effects_engine is None or wiring.write_reads_engine is None:
+        raise ConfigurationError("orders expire only where reactions keep their due times")
     return PendingOrderTimer(
         mediator,
         engine=wiring.effects_engine,

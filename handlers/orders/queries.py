@@ -112,6 +112,24 @@ async def load_order_views(connection: AsyncConnection, ids: Sequence[str]) -> d
     return {row.id: order_view(row) for row in rows}
 
 
+_LINES_OF = (
+    select(order_lines)
+    .where(order_lines.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(order_lines.c.order_id, order_lines.c.line_number)
+)
+
+
+async def load_order_lines(
+    connection: AsyncConnection, ids: Sequence[str]
+) -> dict[str, list[OrderLineView]]:
+    """Each order's lines, in order; for the service's own reads (who may see them is the
+    caller's to decide, as `get_order_lines` does)."""
+    lines: dict[str, list[OrderLineView]] = {order_id: [] for order_id in ids}
+    for row in await connection.execute(_LINES_OF, {"ids": list(ids)}):
+        lines[row.order_id].append(order_line_view(row))
+    return lines
+
+
 async def get_orders(
     query: GetOrders, ctx: Context, *, read_engine: AsyncEngine
 ) -> dict[str, OrderView]:

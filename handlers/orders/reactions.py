@@ -11,40 +11,24 @@ read model behind by an event or two still shows it right.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.orders import OrderCancelled, OrderPlaced, OrderShipped
+from domain.orders import Address, OrderCancelled, OrderLine, OrderPlaced, OrderShipped
+from handlers.customers import load_customer_views
 from handlers.feature import Wiring
 from handlers.mail import Mailer, render
+from handlers.orders.queries import OrderLineView, load_order_lines, load_order_views
 from handlers.reactions import Committed, committed, effect_key
 from mediator import Context, Registry
-from persistence.tables import customer_summaries, order_lines, order_summaries
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-@dataclass(frozen=True, slots=True)
-class LineShown:
-    name: str
-    quantity: int
-    unit_price: Decimal
-    line_total: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class AddressShown:
-    street: str
-    city: str
-    state: str
-    postal_code: str
-    country: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,30 +38,25 @@ class OrderShown:
     order_id: str
     customer_name: str
     customer_email: str
-    lines: tuple[LineShown, ...]
+    lines: Sequence[OrderLine | OrderLineView]
+    """As placed (the event's), or as the read model keeps them: the same fields."""
     total: Decimal
     currency: str
-    address: AddressShown
+    address: Address
 
 
 async def email_confirmation(
     notification: Committed[OrderPlaced], ctx: Context, *, mailer: Mailer
 ) -> None:
     event = notification.event
-    address = event.shipping_address
     order = OrderShown(
         order_id=event.order_id,
         customer_name=event.customer_name,
         customer_email=event.customer_email,
-        lines=tuple(
-            LineShown(line.product_name, line.quantity, line.unit_price, line.line_total)
-            for line in event.lines
-        ),
+        lines=event.lines,
         total=event.total,
         currency=event.currency,
-        address=AddressShown(
-            address.street, address.city, address.state, address.postal_code, address.country
-        ),
+        address=event.shipping_address,
     )
     await _send(mailer, notification, ctx, "confirmation", order)
 
@@ -116,40 +95,26 @@ async def _send(
 
 async def _order_shown(read_engine: AsyncEngine, order_id: str) -> OrderShown:
     """The order from the read models; LookupError while they do not show it yet."""
-    summary = order_summaries.c
-    customer = customer_summaries.c
     async with read_engine.connect() as connection:
-        found = (
-            await connection.execute(
-                select(order_summaries, customer.name, customer.email)
-                .join(customer_summaries, customer.id == summary.customer_id)
-                .where(summary.id == order_id)
-            )
-        ).first()
-        if found is None:
-            raise LookupError(f"order {order_id} or its customer is not in the read models yet")
-        lines = await connection.execute(
-            select(order_lines)
-            .where(order_lines.c.order_id == order_id)
-            .order_by(order_lines.c.line_number)
+        order = (await load_order_views(connection, [order_id])).get(order_id)
+        if order is None:
+            raise LookupError(f"order {order_id} is not in the read models yet")
+        customer = (await load_customer_views(connection, [order.customer_id])).get(
+            order.customer_id
         )
-        shown = tuple(
-            LineShown(line.product_name, line.quantity, line.unit_price, line.line_total)
-            for line in lines
-        )
-    row = found._mapping
-    if len(shown) != row["line_count"]:
+        lines = (await load_order_lines(connection, [order_id]))[order_id]
+    if customer is None:
+        raise LookupError(f"the customer of order {order_id} is not in the read models yet")
+    if len(lines) != order.line_count:
         raise LookupError(f"the lines of order {order_id} are not in the read models yet")
     return OrderShown(
         order_id=order_id,
-        customer_name=row["name"],
-        customer_email=row["email"],
-        lines=shown,
-        total=row["total"],
-        currency=row["currency"],
-        address=AddressShown(
-            row["street"], row["city"], row["state"], row["postal_code"], row["country"]
-        ),
+        customer_name=customer.name,
+        customer_email=customer.email,
+        lines=lines,
+        total=order.total,
+        currency=order.currency,
+        address=order.shipping_address,
     )
 
 

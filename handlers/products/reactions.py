@@ -9,27 +9,19 @@ own id, so the alert is keyed by the crossing itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.products import StockReserved
 from handlers.feature import Wiring
 from handlers.mail import Mailer, render
+from handlers.products.queries import load_product_views
 from handlers.reactions import Committed, committed, effect_key
 from mediator import Context, Registry
-from persistence.tables import product_catalog
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-@dataclass(frozen=True, slots=True)
-class ProductShown:
-    name: str
-    sku: str
 
 
 def crosses(event: StockReserved, threshold: int) -> bool:
@@ -49,13 +41,8 @@ async def alert_low_stock(
     event = notification.event
     if not crosses(event, threshold):
         return
-    catalog = product_catalog.c
     async with read_engine.connect() as connection:
-        found = (
-            await connection.execute(
-                select(catalog.name, catalog.sku).where(catalog.id == event.product_id)
-            )
-        ).first()
+        found = (await load_product_views(connection, [event.product_id])).get(event.product_id)
     if found is None:
         # Reserved, so it exists: the catalog has not caught up yet, and a retry will find it.
         raise LookupError(f"product {event.product_id} is not in the catalog yet")
@@ -63,7 +50,7 @@ async def alert_low_stock(
         TEMPLATES,
         "low_stock",
         staff_email,
-        product=ProductShown(found.name, found.sku),
+        product=found,
         stock=event.stock,
         quantity=event.quantity,
         threshold=threshold,

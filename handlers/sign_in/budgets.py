@@ -7,8 +7,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 
 from domain.customers import normalize_email
-from handlers.access import CLIENT_ADDRESS
-from handlers.rate_limit import Admission, RateLimited
+from handlers.rate_limit import Admission, limit_per_address
 from mediator import Context, Next
 
 
@@ -24,13 +23,9 @@ def limit_per_email(
     """Count each message against the budget of the email address it names (its `email`),
     whether or not a customer has it, so that the answer tells nothing. Like the budgets
     per client address, only a client's messages count (they carry its address)."""
+    return limit_per_address(admit, counted_by=_mailbox)
 
-    async def within_budget(message: object, call_next: Next[object], ctx: Context) -> object:
-        email = getattr(message, "email", None)
-        if isinstance(email, str) and ctx.find(CLIENT_ADDRESS) is not None:
-            wait = await admit(email_key(email))
-            if wait is not None:
-                raise RateLimited(wait)
-        return await call_next()
 
-    return within_budget
+def _mailbox(message: object) -> str | None:
+    email = getattr(message, "email", None)
+    return email_key(email) if isinstance(email, str) else None

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from domain.webhooks import MAX_REASON
 from handlers.feature import Reacting
 from handlers.webhooks.backoff import next_attempt
 from handlers.webhooks.deliveries import Attempt, ClaimedDelivery, CourierBook, DeliveryStatus
@@ -233,4 +234,4 @@ class Courier:
             return
         reason = f"disabled after {failures} failed attempts in a row; the last: {answer.error}"
         logger.error("webhook %s is %s", delivery.webhook_id, reason)
-        await self._disable(delivery, reason[:500])
+        await self._disable(delivery, reason[:MAX_REASON])

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from persistence.database import insert_or_nothing
 from persistence.tables import webhook_attempts, webhook_deliveries
 
 _d = webhook_deliveries.c
@@ -105,6 +105,10 @@ class CourierBook(DeliveryBook, Protocol):
     async def next_due(self, now: datetime) -> datetime | None: ...
 
 
+# Any constant shared by all processes; it names the lock that makes claims take turns.
+_CLAIM_LOCK_KEY = 0x0DE5_0002
+
+
 def _unheld(now: datetime) -> ColumnElement[bool]:
     return or_(_d.claimed_until.is_(None), _d.claimed_until < now)
 
@@ -136,12 +140,10 @@ class SqlDeliveries:
             }
             for d in deliveries
         ]
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(webhook_deliveries).on_conflict_do_nothing(
-            index_elements=["webhook_id", "event_id"]
-        )
         async with self._engine.begin() as connection:
-            await connection.execute(statement, rows)
+            await connection.execute(
+                insert_or_nothing(connection.dialect.name, webhook_deliveries, rows)
+            )
 
     async def claim(
         self, *, now: datetime, until: datetime, token: str, limit: int
@@ -155,10 +157,10 @@ class SqlDeliveries:
         `limit` due, a webhook's second and later wait for the next claim, which the courier
         makes at once when this one took less than it had room for.
 
-        The UPDATE checks its condition again on each row as it is written: of two
-        processes claiming at once, each row goes to the one that writes it first. On
-        PostgreSQL the choice skips rows another claim has locked, so that the second
-        claim takes the next ones instead of waiting for the first and finding them held.
+        Claims take turns: on PostgreSQL under a transaction-scoped advisory lock, so that
+        a claim sees what the one before it took (and no two processes have one webhook's
+        deliveries under way at once); on SQLite its one writer does that. The UPDATE checks
+        its condition again on each row as it is written all the same.
         """
         due = and_(_d.due_at <= now, _unheld(now))
         busy = select(_d.webhook_id).where(_d.claimed_until >= now)
@@ -168,14 +170,14 @@ class SqlDeliveries:
             .order_by(_d.due_at)
             .limit(limit)
         )
-        if self._engine.dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
         async with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK_KEY}
+                )
             chosen: dict[str, str] = {}
             for delivery_id, webhook_id in await connection.execute(candidates):
                 chosen.setdefault(webhook_id, delivery_id)
-                if len(chosen) == limit:
-                    break
             if not chosen:
                 return []
             await connection.execute(
@@ -193,7 +195,7 @@ class SqlDeliveries:
                     _d.created_at,
                     _d.attempts,
                     _d.claimed_by,
-                ).where(_d.claimed_by == token)
+                ).where(_d.id.in_(list(chosen.values())), _d.claimed_by == token)
             )
             return [ClaimedDelivery(*row) for row in rows]
 

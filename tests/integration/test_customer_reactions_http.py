@@ -192,7 +192,7 @@ async def test_on_postgresql_the_profile_and_a_customers_changes_take_turns(
     tmp_path: Path, mail_server: MailServer
 ) -> None:
     """The profile's command and the customer's own lock the customer's row (FOR NO KEY
-    UPDATE) rather than fail on its version; orders are placed meanwhile all the same."""
+    UPDATE) rather than fail on its version."""
     async with postgres_database_url() as url:
         settings = sqlite_settings(tmp_path, database_url=url, smtp_url=SecretStr(mail_server.url))
         with serve(settings) as running:

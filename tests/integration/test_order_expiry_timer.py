@@ -132,13 +132,13 @@ class Shop:
             stored.stream_version,
             stored.occurred_at,
             stored.correlation_id,
+            stored.causation_id,
         )
         await keep_due_times(
             notification,
             Context(),
             ttl=TTL,
             engine=self.services.read_model_engine,
-            log_engine=self.services.log_engine,
             clock=self.clock,
         )
 

@@ -113,6 +113,17 @@ async def test_one_webhooks_deliveries_are_sent_one_at_a_time(book: SqlDeliverie
     assert after.id == "slow-e2"
 
 
+async def test_two_couriers_at_once_never_have_one_webhook_under_way_twice(
+    book: SqlDeliveries,
+) -> None:
+    await book.add([new("slow", f"e{n}", n) for n in range(1, 6)])
+    one, other = await asyncio.gather(
+        book.claim(now=NOW, until=LATER, token="a.1", limit=4),
+        book.claim(now=NOW, until=LATER, token="b.1", limit=4),
+    )
+    assert [d.id for d in one + other] == ["slow-e1"]
+
+
 async def test_a_stale_claim_records_nothing(book: SqlDeliveries) -> None:
     await book.add([new("w1", "e1")])
     (mine,) = await book.claim(now=NOW, until=NOW + timedelta(seconds=1), token="a.1", limit=5)

@@ -72,6 +72,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_webhook_deliveries_correlation_id", ["correlation_id"], unique=False
         )
+        batch_op.create_index(
+            "ix_webhook_deliveries_claimed_until", ["claimed_until"], unique=False
+        )
     op.create_table(
         "webhook_attempts",
         sa.Column("id", _POSITION, autoincrement=True, nullable=False),
